@@ -1,0 +1,1 @@
+"""kanscale: KAN vs MLP scaling harness (models, tasks, counting, training runs)."""

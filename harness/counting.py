@@ -1,0 +1,116 @@
+"""Exact parameter and FLOP accounting, pure functions of the model config.
+
+Convention (ours, written down once):
+- a multiply-add is 2 FLOPs; a compare, add, multiply or divide is 1 FLOP;
+- per-example counts: work done once per batch on parameters (w_s folded into coef, knot
+  differences) is not counted;
+- elementwise activations cost ACTIVATION_FLOPS per element (SiLU = 5, as Yu et al. 2024);
+- the B-spline basis is counted per *input* (it is shared by the `out` edges leaving an input);
+- backward costs 2x forward, so one forward+backward evaluation costs 3x forward
+  (Kaplan et al. 2020, arXiv 2001.08361, §2.1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Tuple
+
+# FLOPs per element of an activation: SiLU = 5 as in Yu et al. 2024 (arXiv 2407.16674);
+# relu = 1 compare; tanh and gelu are our estimates (exp-based, tanh-approximation).
+ACTIVATION_FLOPS = {"silu": 5, "relu": 1, "tanh": 5, "gelu": 8, "none": 0}
+
+BACKWARD_FACTOR = 2  # backward ~ 2x forward (Kaplan et al. 2020, §2.1)
+
+
+@dataclass(frozen=True)
+class FlopCount:
+    """Forward FLOPs per example, split so users can see where they go."""
+    basis: int  # B-spline basis evaluation (Cox-de Boor), 0 for MLPs
+    matmul: int  # GEMM work: spline contraction + base branch (KAN), linear layers (MLP)
+    elementwise: int  # activations, bias and branch adds
+
+    @property
+    def total(self) -> int:
+        return self.basis + self.matmul + self.elementwise
+
+
+def _layers(widths) -> Iterator[Tuple[int, int]]:
+    widths = list(widths)
+    return zip(widths[:-1], widths[1:])
+
+
+def _grid(cfg: Any, grid: Optional[int]) -> int:
+    return cfg.grid if grid is None else grid
+
+
+def n_params(cfg: Any, grid: Optional[int] = None) -> int:
+    """Trainable parameters; `grid` overrides cfg.grid (a later grid-extension stage)."""
+    if cfg.family == "kan":
+        g, k = _grid(cfg, grid), cfg.k
+        # per edge: G + k spline coefficients (Liu et al. 2024 §2.2), + w_b, + w_s if trained
+        per_edge = g + k
+        per_edge += int(cfg.base_activation != "none" and cfg.train_base_weight)
+        per_edge += int(cfg.train_spline_weight)
+        return sum(d_in * d_out * per_edge for d_in, d_out in _layers(cfg.widths))
+    if cfg.family == "mlp":
+        return sum(d_in * d_out + (d_out if cfg.bias else 0) for d_in, d_out in _layers(cfg.widths))
+    raise ValueError(f"model.family={cfg.family!r} has no parameter count")
+
+
+def basis_flops_per_input(g: int, k: int) -> int:
+    """Cox-de Boor on G + 2k + 1 knots (de Boor 1978): level 0 is 2 compares per interval
+    (G + 2k intervals); level j = 1..k has G + 2k - j functions, each 2 subtractions, 2 divisions,
+    2 multiplications and 1 addition = 7 FLOPs (knot differences are per-batch constants)."""
+    level0 = 2 * (g + 2 * k)
+    recursion = sum(7 * (g + 2 * k - j) for j in range(1, k + 1))
+    return level0 + recursion
+
+
+def flops_forward(cfg: Any, grid: Optional[int] = None) -> FlopCount:
+    """Forward FLOPs per example under the convention in this module's docstring."""
+    basis = matmul = elementwise = 0
+    if cfg.family == "kan":
+        g, k = _grid(cfg, grid), cfg.k
+        silu = cfg.base_activation != "none"
+        for d_in, d_out in _layers(cfg.widths):
+            basis += d_in * basis_flops_per_input(g, k)
+            matmul += 2 * d_in * d_out * (g + k)  # basis (B, in*(G+k)) @ coef (in*(G+k), out)
+            if silu:
+                matmul += 2 * d_in * d_out  # silu(x) (B, in) @ w_b (in, out)
+                elementwise += ACTIVATION_FLOPS["silu"] * d_in + d_out  # silu, branch add
+        return FlopCount(basis, matmul, elementwise)
+    if cfg.family == "mlp":
+        layers = list(_layers(cfg.widths))
+        for i, (d_in, d_out) in enumerate(layers):
+            matmul += 2 * d_in * d_out
+            elementwise += d_out if cfg.bias else 0
+            if i < len(layers) - 1:  # the output layer is linear
+                elementwise += ACTIVATION_FLOPS[cfg.activation] * d_out
+        return FlopCount(basis, matmul, elementwise)
+    raise ValueError(f"model.family={cfg.family!r} has no FLOP count")
+
+
+def flops_forward_yu2024(cfg: Any, grid: Optional[int] = None) -> int:
+    """Forward FLOPs per example under Yu et al. 2024 (arXiv 2407.16674, §3), for comparison.
+
+    KAN layer: (d_in*d_out) * [9K(G + 1.5K) + 2G - 2.5K + 3] + 5*d_in (SiLU base).
+    MLP layer: 2*d_in*d_out + act*d_out (act = ACTIVATION_FLOPS, none on the output layer).
+    """
+    total = 0.0
+    if cfg.family == "kan":
+        g, k = _grid(cfg, grid), cfg.k
+        for d_in, d_out in _layers(cfg.widths):
+            total += d_in * d_out * (9 * k * (g + 1.5 * k) + 2 * g - 2.5 * k + 3)
+            total += ACTIVATION_FLOPS["silu"] * d_in if cfg.base_activation != "none" else 0
+        return int(round(total))
+    if cfg.family == "mlp":
+        layers = list(_layers(cfg.widths))
+        for i, (d_in, d_out) in enumerate(layers):
+            act = ACTIVATION_FLOPS[cfg.activation] if i < len(layers) - 1 else 0
+            total += 2 * d_in * d_out + act * d_out
+        return int(total)
+    raise ValueError(f"model.family={cfg.family!r} has no FLOP count")
+
+
+def flops_train_evaluation(cfg: Any, n_examples: int, grid: Optional[int] = None) -> int:
+    """FLOPs of one forward+backward pass over n_examples: (1 + BACKWARD_FACTOR) x forward."""
+    return (1 + BACKWARD_FACTOR) * flops_forward(cfg, grid).total * n_examples

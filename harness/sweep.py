@@ -1,0 +1,105 @@
+"""What every kanscale launcher does around a sweep: check all points first, report at the end.
+
+A sweep is a list of Hydra override lists. Before anything runs (or is submitted), every point's
+config is composed and validated, so a bad value stops the sweep with one line naming the point.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from harness.config import ConfigError, validate
+from harness.results import read_result, run_id_of
+
+
+@dataclass
+class SweepPoint:
+    index: int
+    overrides: List[str]
+    config: DictConfig  # with its hydra node, as run_job wants it
+
+    @property
+    def label(self) -> str:
+        return " ".join(filter_overrides(self.overrides)) or "(no overrides)"
+
+    def job_config(self) -> DictConfig:
+        from harness.run import job_config
+        return job_config(self.config)
+
+    @property
+    def run_id(self) -> str:
+        return run_id_of(OmegaConf.to_container(self.job_config(), resolve=True))
+
+    def finished(self) -> bool:
+        from harness.train import FINISHED
+        record = read_result(self.run_dir)
+        return record is not None and record.get("status") in FINISHED
+
+    @property
+    def run_dir(self):
+        from harness.train import run_dir_of
+        return run_dir_of(self.job_config())
+
+
+def compose_points(hydra_context, config: DictConfig, job_overrides: Sequence[Sequence[str]],
+                   initial_job_idx: int) -> List[SweepPoint]:
+    points = []
+    for offset, overrides in enumerate(job_overrides):
+        index = initial_job_idx + offset
+        try:
+            sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        except Exception as exc:  # a typo or wrong type in an override
+            raise ConfigError(f"sweep point #{index} ({' '.join(overrides)}): "
+                              f"{str(exc).splitlines()[0]}") from None
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = index
+            sweep_config.hydra.job.num = index
+        points.append(SweepPoint(index, list(overrides), sweep_config))
+    return points
+
+
+def check_points(points: Sequence[SweepPoint]) -> None:
+    """Validate every point; raise ConfigError naming the first bad point."""
+    for point in points:
+        try:
+            validate(point.job_config())
+        except ConfigError as exc:
+            raise ConfigError(f"sweep point #{point.index} ({point.label}): {exc}") from None
+
+
+def summarize(points: Sequence[SweepPoint], returns: Sequence[Optional[JobReturn]],
+              stream=sys.stdout) -> Dict[str, int]:
+    """Print one line per run that did not finish well and the counts by status."""
+    counts: Dict[str, int] = {}
+    lines = []
+    for point, ret in zip(points, returns):
+        info = _outcome(point, ret)
+        counts[info["status"]] = counts.get(info["status"], 0) + 1
+        if info["status"] != "done":
+            lines.append(f"  #{point.index} {info['status']:<9} {point.label}\n"
+                         f"      {info.get('error') or ''} -> {info['where']}")
+    print(f"[kanscale] sweep of {len(points)}: "
+          + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), file=stream)
+    for line in lines:
+        print(line, file=stream)
+    return counts
+
+
+def _outcome(point: SweepPoint, ret: Optional[JobReturn]) -> Dict[str, Any]:
+    record = read_result(point.run_dir)
+    if record is not None:
+        return {"status": record["status"], "error": record.get("error"),
+                "where": str(point.run_dir)}
+    if ret is not None and ret.status == JobStatus.FAILED:
+        return {"status": "failed", "error": repr(ret._return_value),
+                "where": str(getattr(ret, "working_dir", "") or point.run_dir)}
+    return {"status": "missing", "error": "no result record", "where": str(point.run_dir)}
+
+
+def format_metric(value: Any) -> str:
+    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3e}"

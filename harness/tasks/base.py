@@ -1,0 +1,58 @@
+"""What a task is: input/output sizes, a domain, a seeded generator of train/test data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Dataset:
+    train_input: torch.Tensor  # (n_train, d_in)
+    train_label: torch.Tensor  # (n_train, d_out)
+    test_input: torch.Tensor  # (n_test, d_in)
+    test_label: torch.Tensor  # (n_test, d_out)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A regression target y = fn(x), x uniform on a box (pykan `create_dataset` semantics).
+
+    fn maps a float64 numpy array (n, d_in) to (n, d_out); computing in numpy float64 lets scipy
+    special functions serve as targets and keeps labels exact whatever the training dtype.
+    """
+    name: str
+    d_in: int
+    d_out: int
+    fn: Callable[[np.ndarray], np.ndarray]
+    domain: Tuple[Tuple[float, float], ...]  # one (lo, hi) per input
+    description: str = ""
+
+    def sample_inputs(self, n: int, generator: torch.Generator) -> np.ndarray:
+        lo = np.array([d[0] for d in self.domain])
+        hi = np.array([d[1] for d in self.domain])
+        u = torch.rand(n, self.d_in, generator=generator, dtype=torch.float64).numpy()
+        return lo + (hi - lo) * u
+
+    def labels(self, x: np.ndarray) -> np.ndarray:
+        y = np.asarray(self.fn(x), dtype=np.float64).reshape(x.shape[0], self.d_out)
+        return y
+
+
+def box(d_in: int, lo: float = -1.0, hi: float = 1.0) -> Tuple[Tuple[float, float], ...]:
+    return tuple((lo, hi) for _ in range(d_in))
+
+
+def make_dataset(task: Task, n_train: int, n_test: int, seed: int,
+                 dtype: torch.dtype = torch.float64, device: Optional[torch.device] = None) -> Dataset:
+    """Seeded train/test sets: the same (task, sizes, seed) always give the same numbers."""
+    generator = torch.Generator().manual_seed(seed)
+    tensors: List[torch.Tensor] = []
+    for n in (n_train, n_test):
+        x = task.sample_inputs(n, generator)
+        y = task.labels(x)
+        tensors += [torch.as_tensor(x, dtype=dtype, device=device),
+                    torch.as_tensor(y, dtype=dtype, device=device)]
+    return Dataset(*tensors)

@@ -1,0 +1,330 @@
+"""One training run: `run(cfg) -> RunResult`, callable without Hydra.
+
+A run trains one model on one task through a schedule of stages (KAN grid extension, Liu et al.
+2024 §2.4), records the loss at the end of every stage, counts every forward+backward pass the
+optimizer ran, checkpoints so it can resume, and writes exactly one result record.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from harness import counting
+from harness.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from harness.config import RunConfig, validate
+from harness.models import build_model
+from harness.results import RunResult, StageResult, read_result, run_id_of, write_result
+from harness.provenance import provenance
+from harness.tasks import TASK_REGISTRY, Dataset, make_dataset
+from harness.tracking import Tracker
+
+
+# Records with these statuses are final: a re-launch skips them (a diverged run diverges again).
+FINISHED = ("done", "diverged")
+
+
+class RunInterrupted(Exception):
+    """Raised after a checkpoint was saved because SIGTERM/SIGUSR1 arrived; re-run to resume."""
+
+
+class Diverged(Exception):
+    pass
+
+
+def to_config(cfg: Any) -> DictConfig:
+    """A RunConfig dataclass, dict or DictConfig -> a typed DictConfig (schema-checked)."""
+    if isinstance(cfg, DictConfig):
+        return cfg
+    return OmegaConf.structured(cfg) if isinstance(cfg, RunConfig) else OmegaConf.create(cfg)
+
+
+def resolved_dict(cfg: DictConfig) -> Dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    return Path(cfg.results_root) / run_id_of(resolved_dict(cfg))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def stage_grids(cfg: DictConfig) -> List[Optional[int]]:
+    """Grid per stage for KANs; for MLPs one None per stage (same number of stages and steps)."""
+    schedule = list(cfg.train.grid_schedule)
+    if cfg.model.family == "kan":
+        return schedule or [cfg.model.grid]
+    return [None] * max(1, len(schedule))
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGUSR1 (SLURM preemption and timeouts send these before killing)."""
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+        self._previous: Dict[int, Any] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGUSR1):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def run(cfg: Any, log=print) -> RunResult:
+    """Train one configuration to completion (or resume it) and return its record.
+
+    Bad config values raise ConfigError before any work. A finished run is not redone: its record
+    is returned. Failures and divergence are returned as records with that status, never raised.
+    """
+    cfg = to_config(cfg)
+    validate(cfg)
+    config = resolved_dict(cfg)
+    run_id = run_id_of(config)
+    run_dir = Path(cfg.results_root) / run_id
+    existing = read_result(run_dir)
+    if existing is not None and existing.get("status") in FINISHED:
+        log(f"[kanscale] {run_id} already {existing['status']} ({run_dir}); skipping")
+        return RunResult(**existing)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    return _Trainer(cfg, config, run_id, run_dir, log).train()
+
+
+@dataclass
+class _Progress:
+    stage: int = 0
+    step_in_stage: int = 0
+    global_step: int = 0
+    n_evals: int = 0
+    train_flops: int = 0
+    wall_time_s: float = 0.0
+
+
+class _Trainer:
+    def __init__(self, cfg: DictConfig, config: Dict[str, Any], run_id: str, run_dir: Path, log):
+        self.cfg, self.config, self.run_id, self.run_dir, self.log = cfg, config, run_id, run_dir, log
+        self.device = pick_device(cfg.device)
+        self.dtype = getattr(torch, cfg.dtype)
+        self.grids = stage_grids(cfg)
+        self.stages: List[Dict[str, Any]] = []
+        self.progress = _Progress()
+
+    # ----- setup -------------------------------------------------------------------------
+    def _data(self) -> Dataset:
+        task = TASK_REGISTRY[self.cfg.task.name]
+        return make_dataset(task, self.cfg.task.n_train, self.cfg.task.n_test, self.cfg.task.seed,
+                            dtype=self.dtype, device=self.device)
+
+    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        opt = self.cfg.optim
+        params = [p for p in model.parameters() if p.requires_grad]
+        if opt.name == "lbfgs":
+            line_search = None if opt.line_search == "none" else opt.line_search
+            return torch.optim.LBFGS(params, lr=opt.lr, max_iter=opt.max_iter,
+                                     history_size=opt.history_size, line_search_fn=line_search,
+                                     tolerance_grad=opt.tolerance_grad,
+                                     tolerance_change=opt.tolerance_change)
+        if opt.name == "adam":
+            return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay)
+        return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
+
+    # ----- the run -------------------------------------------------------------------------
+    def train(self) -> RunResult:
+        tracker = Tracker(self.cfg.wandb.mode, self.cfg.wandb.project, self.cfg.wandb.entity,
+                          self.run_id, self.cfg.experiment_name, self.run_dir, self.config)
+        status, error = "done", None
+        self.model = None
+        try:
+            with _StopFlag() as stop:
+                self._train(tracker, stop)
+        except RunInterrupted:
+            tracker.finish({"status": "interrupted"}, exit_code=1)
+            raise
+        except Diverged as exc:
+            status, error = "diverged", str(exc)
+        except Exception as exc:  # noqa: BLE001 - a failing run is recorded, never raised
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            (self.run_dir / "error.log").write_text(traceback.format_exc())
+        result = self._record(status, error)
+        write_result(self.run_dir, result)
+        tracker.finish(result.to_dict(), exit_code=0 if status == "done" else 1)
+        self.log(f"[kanscale] {self.run_id} {status}: test_rmse={result.test_rmse:.3e} "
+                 f"n_params={result.n_params} ({result.wall_time_s:.1f}s) -> {self.run_dir}")
+        return result
+
+    def _train(self, tracker: Tracker, stop: _StopFlag) -> None:
+        cfg = self.cfg
+        self.data = self._data()
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model).to(device=self.device, dtype=self.dtype)
+        self.batch_generator = torch.Generator().manual_seed(cfg.seed)
+        checkpoint = load_checkpoint(self.run_dir)
+        optimizer = None
+        if checkpoint is not None:
+            optimizer = self._restore(checkpoint)
+            self.log(f"[kanscale] {self.run_id} resuming at stage {self.progress.stage} "
+                     f"step {self.progress.step_in_stage}")
+        p = self.progress
+        while p.stage < len(self.grids):
+            grid = self.grids[p.stage]
+            if optimizer is None:
+                if p.stage > 0 and grid is not None:
+                    self.model.extend_grid(grid, self.data.train_input)  # pykan `refine`
+                    self._count_forward(self.cfg.task.n_train, grid)
+                optimizer = self._optimizer(self.model)
+            while p.step_in_stage < cfg.train.steps_per_stage:
+                if p.global_step == cfg.fail_at_step:
+                    raise RuntimeError(f"injected failure at step {p.global_step} (fail_at_step)")
+                loss = self._step(optimizer, grid)
+                p.step_in_stage += 1
+                p.global_step += 1
+                if not math.isfinite(loss) or loss > cfg.train.max_loss:
+                    raise Diverged(f"train loss {loss} at step {p.global_step}")
+                if p.global_step % cfg.train.log_every == 0:
+                    tracker.log({"train_loss": loss, "test_loss": self._mse("test"),
+                                 "n_evals": p.n_evals, "train_flops": p.train_flops,
+                                 "grid": grid or 0}, step=p.global_step)
+                if stop.signum is not None:
+                    self._save(optimizer)
+                    raise RunInterrupted(f"signal {stop.signum} at step {p.global_step}; "
+                                         f"checkpoint saved, re-run to resume")
+                if p.global_step % cfg.train.checkpoint_every == 0:
+                    self._save(optimizer)
+            self.stages.append(self._stage_record(grid))
+            self.log(f"[kanscale] {self.run_id} stage {p.stage} grid={grid} "
+                     f"test_rmse={self.stages[-1]['test_rmse']:.3e}")
+            p.stage += 1
+            p.step_in_stage = 0
+            optimizer = None
+            self._save(None)
+
+    def _step(self, optimizer: torch.optim.Optimizer, grid: Optional[int]) -> float:
+        cfg, p, data = self.cfg, self.progress, self.data
+        started = time.perf_counter()
+        update_every = cfg.train.update_grid_every
+        if (p.stage == 0 and grid is not None and update_every > 0
+                and p.step_in_stage % update_every == 0 and p.step_in_stage < cfg.train.update_grid_until):
+            self.model.update_grid_from_samples(data.train_input)  # pykan fit(update_grid=True)
+            self._count_forward(cfg.task.n_train, grid)
+        n_train = data.train_input.shape[0]
+        if cfg.optim.batch_size == -1 or cfg.optim.batch_size >= n_train:
+            x, y = data.train_input, data.train_label
+        else:
+            ids = torch.randperm(n_train, generator=self.batch_generator)[: cfg.optim.batch_size]
+            ids = ids.to(self.device)
+            x, y = data.train_input[ids], data.train_label[ids]
+        flops_per_eval = counting.flops_train_evaluation(cfg.model, x.shape[0], grid)
+
+        def closure():
+            optimizer.zero_grad()
+            loss = torch.mean((self.model(x) - y) ** 2)
+            loss.backward()
+            p.n_evals += 1
+            p.train_flops += flops_per_eval
+            return loss
+
+        loss = optimizer.step(closure)
+        p.wall_time_s += time.perf_counter() - started
+        return float(loss.detach())
+
+    def _count_forward(self, n_examples: int, grid: Optional[int]) -> None:
+        self.progress.train_flops += counting.flops_forward(self.cfg.model, grid).total * n_examples
+
+    @torch.no_grad()
+    def _mse(self, split: str) -> float:
+        x = getattr(self.data, f"{split}_input")
+        y = getattr(self.data, f"{split}_label")
+        return float(torch.mean((self.model(x) - y) ** 2))
+
+    def _stage_record(self, grid: Optional[int]) -> Dict[str, Any]:
+        p, model_cfg = self.progress, self.cfg.model
+        train_mse, test_mse = self._mse("train"), self._mse("test")
+        return StageResult(
+            stage=p.stage, grid=grid, n_params=counting.n_params(model_cfg, grid),
+            flops_forward=counting.flops_forward(model_cfg, grid).total,
+            flops_forward_yu2024=counting.flops_forward_yu2024(model_cfg, grid),
+            step=p.global_step, n_evals=p.n_evals, train_flops=p.train_flops,
+            wall_time_s=p.wall_time_s, train_rmse=math.sqrt(train_mse),
+            test_rmse=math.sqrt(test_mse), test_mse=test_mse).__dict__
+
+    # ----- checkpoints ---------------------------------------------------------------------
+    def _save(self, optimizer: Optional[torch.optim.Optimizer]) -> None:
+        save_checkpoint(self.run_dir, Checkpoint(
+            progress=dict(self.progress.__dict__), stages=list(self.stages),
+            model=self.model.state_dict(),
+            optimizer=None if optimizer is None else optimizer.state_dict(),
+            torch_rng=torch.get_rng_state(), batch_rng=self.batch_generator.get_state()))
+
+    def _restore(self, checkpoint: Checkpoint) -> Optional[torch.optim.Optimizer]:
+        self.progress = _Progress(**checkpoint.progress)
+        self.stages = list(checkpoint.stages)
+        load_state_resizing(self.model, checkpoint.model)
+        torch.set_rng_state(checkpoint.torch_rng)
+        self.batch_generator.set_state(checkpoint.batch_rng)
+        if checkpoint.optimizer is None:
+            return None
+        optimizer = self._optimizer(self.model)
+        optimizer.load_state_dict(checkpoint.optimizer)
+        return optimizer
+
+    # ----- the record --------------------------------------------------------------------------
+    def _record(self, status: str, error: Optional[str]) -> RunResult:
+        cfg, p = self.cfg, self.progress
+        final_grid = self.grids[min(p.stage, len(self.grids) - 1)]
+        if self.stages:
+            final_grid = self.stages[-1]["grid"]
+        flops = counting.flops_forward(cfg.model, final_grid)
+        nan = float("nan")
+        train_rmse = test_rmse = test_mse = nan
+        if self.model is not None and status == "done":
+            test_mse = self._mse("test")
+            train_rmse, test_rmse = math.sqrt(self._mse("train")), math.sqrt(test_mse)
+        is_kan = cfg.model.family == "kan"
+        return RunResult(
+            run_id=self.run_id, status=status, error=error, experiment=cfg.experiment_name,
+            family=cfg.model.family, task=cfg.task.name, seed=cfg.seed,
+            widths=list(cfg.model.widths), grid=final_grid, k=cfg.model.k if is_kan else None,
+            n_params=counting.n_params(cfg.model, final_grid), flops_forward=flops.total,
+            flops_forward_basis=flops.basis, flops_forward_matmul=flops.matmul,
+            flops_forward_yu2024=counting.flops_forward_yu2024(cfg.model, final_grid),
+            train_flops=p.train_flops, n_evals=p.n_evals, steps=p.global_step,
+            n_train=cfg.task.n_train, optimizer=cfg.optim.name, lr=cfg.optim.lr, dtype=cfg.dtype,
+            device=str(self.device), train_rmse=train_rmse, test_rmse=test_rmse,
+            test_mse=test_mse, wall_time_s=p.wall_time_s, stages=list(self.stages),
+            config=self.config, **provenance())
+
+
+def load_state_resizing(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> None:
+    """load_state_dict that first gives KAN grids/coefficients the checkpoint's grid size."""
+    own = model.state_dict()
+    for name, tensor in state.items():
+        if name in own and own[name].shape != tensor.shape:
+            module_name, _, attr = name.rpartition(".")
+            module = model.get_submodule(module_name)
+            if attr == "coef":
+                module.coef = torch.nn.Parameter(tensor.clone(), requires_grad=module.coef.requires_grad)
+            elif attr == "grid":
+                module.grid = tensor.clone()
+    model.load_state_dict(state)

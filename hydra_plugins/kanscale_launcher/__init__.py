@@ -1,0 +1,1 @@
+"""kanscale's Hydra launchers (discovered by Hydra through the hydra_plugins namespace)."""

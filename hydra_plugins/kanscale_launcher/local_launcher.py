@@ -1,0 +1,71 @@
+"""`hydra/launcher=kanscale_local`: sweep points one after another in this process.
+
+(No `from __future__ import annotations` here: Hydra imports plugins outside sys.modules and
+dataclasses then fail to resolve string annotations.)
+
+Unlike Hydra's basic launcher it checks every point before running any, skips finished runs,
+prints progress, and ends with a summary of what failed and where its record or log is.
+"""
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+
+from harness.config import ConfigError
+from harness.sweep import check_points, compose_points, summarize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class KanscaleLocalLauncherConf:
+    _target_: str = "hydra_plugins.kanscale_launcher.local_launcher.KanscaleLocalLauncher"
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="kanscale_local",
+                             node=KanscaleLocalLauncherConf, provider="kanscale")
+
+
+class KanscaleLocalLauncher(Launcher):
+    def __init__(self) -> None:
+        self.config = self.hydra_context = self.task_function = None
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        try:
+            points = compose_points(self.hydra_context, self.config, job_overrides, initial_job_idx)
+            check_points(points)
+        except ConfigError as exc:
+            print(f"kanscale: config error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        todo = [p for p in points if not p.finished()]
+        print(f"[kanscale] sweep of {len(points)} runs: {len(points) - len(todo)} already finished, "
+              f"{len(todo)} to run", file=sys.stderr)
+        returns: List[Optional[JobReturn]] = []
+        started = time.perf_counter()
+        done = 0
+        for point in points:
+            if point not in todo:
+                returns.append(None)
+                continue
+            done += 1
+            print(f"[kanscale] [{done}/{len(todo)}] {point.label}  "
+                  f"({time.perf_counter() - started:.0f}s elapsed)", file=sys.stderr)
+            returns.append(run_job(hydra_context=self.hydra_context, task_function=self.task_function,
+                                   config=point.config, job_dir_key="hydra.sweep.dir",
+                                   job_subdir_key="hydra.sweep.subdir"))
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        summarize(points, returns)
+        return [r for r in returns if r is not None]

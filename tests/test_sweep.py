@@ -1,0 +1,51 @@
+"""Local sweeps: bad points stop everything before work, failures don't, re-launches skip."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import TINY, run_cli
+
+
+def records(root):
+    return {p.parent.name: json.loads(p.read_text()) for p in root.glob("*/result.json")}
+
+
+@pytest.mark.slow
+def test_failures_are_contained_and_relaunch_redoes_only_them(tmp_path):
+    args = ["-m", *TINY, f"results_root={tmp_path}", "model=kan,mlp", "model.widths=[2,2,1]",
+            "fail_at_step=-1,1"]
+    first = run_cli(args)
+    assert first.returncode == 0, first.stderr
+    assert "sweep of 4: 2 done, 2 failed" in first.stdout
+    assert "injected failure at step 1" in first.stdout
+    statuses = sorted(r["status"] for r in records(tmp_path).values())
+    assert statuses == ["done", "done", "failed", "failed"]
+
+    again = run_cli(args)
+    assert "2 already finished, 2 to run" in again.stderr
+    assert len(records(tmp_path)) == 4  # nothing duplicated
+
+
+def test_a_bad_point_stops_the_sweep_before_any_run(tmp_path):
+    result = run_cli(["-m", *TINY, f"results_root={tmp_path}", "model.grid=5,2"])
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("kanscale: config error: sweep point #1")
+    assert "model.grid=2 is smaller than the spline order" in last
+    assert records(tmp_path) == {}
+
+
+def test_bad_value_is_one_line_and_exit_2(tmp_path):
+    result = run_cli([*TINY, f"results_root={tmp_path}", "model.widths=[2,-3,1]"])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "kanscale: config error: model.widths[1]=-3 must be a positive integer (got widths=[2, -3, 1])"]
+
+
+def test_unknown_model_and_misspelt_key_fail_at_compose_time(tmp_path):
+    unknown = run_cli([f"results_root={tmp_path}", "model=transformer"])
+    assert unknown.returncode == 1 and "Could not find 'model/transformer'" in unknown.stderr
+    typo = run_cli([f"results_root={tmp_path}", "model.widht=3"])
+    assert typo.returncode == 1 and "Key 'widht' not in 'KANConfig'" in typo.stderr
