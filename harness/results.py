@@ -35,6 +35,7 @@ class StageResult:
     train_rmse: float
     test_rmse: float
     test_mse: float
+    metrics: Dict[str, float] = field(default_factory=dict)  # task-specific (PDE errors, ...)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class RunResult:
     test_mse: float
     wall_time_s: float
     stages: List[Dict[str, Any]] = field(default_factory=list)
+    metrics: Dict[str, float] = field(default_factory=dict)  # task-specific (PDE errors, ...)
     config: Dict[str, Any] = field(default_factory=dict)
     git_sha: Optional[str] = None
     torch_version: str = ""

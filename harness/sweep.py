@@ -83,11 +83,27 @@ def summarize(points: Sequence[SweepPoint], returns: Sequence[Optional[JobReturn
         if info["status"] != "done":
             lines.append(f"  #{point.index} {info['status']:<9} {point.label}\n"
                          f"      {info.get('error') or ''} -> {info['where']}")
+    print_table(points, stream)
     print(f"[kanscale] sweep of {len(points)}: "
           + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), file=stream)
     for line in lines:
         print(line, file=stream)
     return counts
+
+
+def print_table(points: Sequence[SweepPoint], stream=sys.stdout) -> None:
+    """One line per point from its record: what ran, its size, its loss and time."""
+    header = (f"{'run_id':<12} {'status':<8} {'family':<6} {'widths':<14} {'grid':>5} "
+              f"{'n_params':>9} {'flops_fwd':>10} {'test_rmse':>10} {'time_s':>7}")
+    print(header, file=stream)
+    for point in points:
+        record = read_result(point.run_dir) or {}
+        widths = "-".join(str(w) for w in record.get("widths", [])) or "?"
+        print(f"{record.get('run_id', point.run_id):<12} {record.get('status', 'missing'):<8} "
+              f"{record.get('family', '?'):<6} {widths:<14} {str(record.get('grid') or '-'):>5} "
+              f"{record.get('n_params', 0):>9} {record.get('flops_forward', 0):>10} "
+              f"{format_metric(record.get('test_rmse')):>10} {record.get('wall_time_s', 0.0):>7.1f}",
+              file=stream)
 
 
 def _outcome(point: SweepPoint, ret: Optional[JobReturn]) -> Dict[str, Any]:

@@ -25,7 +25,7 @@ from harness.config import RunConfig, validate
 from harness.models import build_model
 from harness.results import RunResult, StageResult, read_result, run_id_of, write_result
 from harness.provenance import provenance
-from harness.tasks import TASK_REGISTRY, Dataset, make_dataset
+from harness.tasks import TASK_REGISTRY, Dataset
 from harness.tracking import Tracker
 
 
@@ -128,14 +128,14 @@ class _Trainer:
         self.device = pick_device(cfg.device)
         self.dtype = getattr(torch, cfg.dtype)
         self.grids = stage_grids(cfg)
+        self.task = TASK_REGISTRY[cfg.task.name]
         self.stages: List[Dict[str, Any]] = []
         self.progress = _Progress()
 
     # ----- setup -------------------------------------------------------------------------
     def _data(self) -> Dataset:
-        task = TASK_REGISTRY[self.cfg.task.name]
-        return make_dataset(task, self.cfg.task.n_train, self.cfg.task.n_test, self.cfg.task.seed,
-                            dtype=self.dtype, device=self.device)
+        return self.task.make_dataset(self.cfg.task.n_train, self.cfg.task.n_test,
+                                      self.cfg.task.seed, self.dtype, self.device)
 
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         opt = self.cfg.optim
@@ -189,10 +189,11 @@ class _Trainer:
         p = self.progress
         while p.stage < len(self.grids):
             grid = self.grids[p.stage]
+            self.stage_ids = self.task.stage_indices(self.data, p.stage, len(self.grids))
             if optimizer is None:
-                if p.stage > 0 and grid is not None:
-                    self.model.extend_grid(grid, self.data.train_input)  # pykan `refine`
-                    self._count_forward(self.cfg.task.n_train, grid)
+                if p.stage > 0 and grid is not None and grid != self.grids[p.stage - 1]:
+                    self.model.extend_grid(grid, self._stage_inputs())  # pykan `refine`
+                    self._count_forward(self._stage_inputs().shape[0], grid)
                 optimizer = self._optimizer(self.model)
             while p.step_in_stage < cfg.train.steps_per_stage:
                 if p.global_step == cfg.fail_at_step:
@@ -226,20 +227,15 @@ class _Trainer:
         update_every = cfg.train.update_grid_every
         if (p.stage == 0 and grid is not None and update_every > 0
                 and p.step_in_stage % update_every == 0 and p.step_in_stage < cfg.train.update_grid_until):
-            self.model.update_grid_from_samples(data.train_input)  # pykan fit(update_grid=True)
-            self._count_forward(cfg.task.n_train, grid)
-        n_train = data.train_input.shape[0]
-        if cfg.optim.batch_size == -1 or cfg.optim.batch_size >= n_train:
-            x, y = data.train_input, data.train_label
-        else:
-            ids = torch.randperm(n_train, generator=self.batch_generator)[: cfg.optim.batch_size]
-            ids = ids.to(self.device)
-            x, y = data.train_input[ids], data.train_label[ids]
+            inputs = self._stage_inputs()
+            self.model.update_grid_from_samples(inputs)  # pykan fit(update_grid=True)
+            self._count_forward(inputs.shape[0], grid)
+        x, y = self._batch()
         flops_per_eval = counting.flops_train_evaluation(cfg.model, x.shape[0], grid)
 
         def closure():
             optimizer.zero_grad()
-            loss = torch.mean((self.model(x) - y) ** 2)
+            loss = self.task.loss(self.model, x, y, data)
             loss.backward()
             p.n_evals += 1
             p.train_flops += flops_per_eval
@@ -248,6 +244,22 @@ class _Trainer:
         loss = optimizer.step(closure)
         p.wall_time_s += time.perf_counter() - started
         return float(loss.detach())
+
+    def _stage_inputs(self) -> torch.Tensor:
+        if self.stage_ids is None:
+            return self.data.train_input
+        return self.data.train_input[self.stage_ids]
+
+    def _batch(self):
+        """This step's training examples: the stage's examples, or a random batch of them."""
+        x, y = self.data.train_input, self.data.train_label
+        if self.stage_ids is not None:
+            x, y = x[self.stage_ids], y[self.stage_ids]
+        batch_size = self.cfg.optim.batch_size
+        if batch_size == -1 or batch_size >= x.shape[0]:
+            return x, y
+        ids = torch.randperm(x.shape[0], generator=self.batch_generator)[:batch_size].to(x.device)
+        return x[ids], y[ids]
 
     def _count_forward(self, n_examples: int, grid: Optional[int]) -> None:
         self.progress.train_flops += counting.flops_forward(self.cfg.model, grid).total * n_examples
@@ -267,7 +279,8 @@ class _Trainer:
             flops_forward_yu2024=counting.flops_forward_yu2024(model_cfg, grid),
             step=p.global_step, n_evals=p.n_evals, train_flops=p.train_flops,
             wall_time_s=p.wall_time_s, train_rmse=math.sqrt(train_mse),
-            test_rmse=math.sqrt(test_mse), test_mse=test_mse).__dict__
+            test_rmse=math.sqrt(test_mse), test_mse=test_mse,
+            metrics=self.task.metrics(self.model, self.data)).__dict__
 
     # ----- checkpoints ---------------------------------------------------------------------
     def _save(self, optimizer: Optional[torch.optim.Optimizer]) -> None:
@@ -298,9 +311,11 @@ class _Trainer:
         flops = counting.flops_forward(cfg.model, final_grid)
         nan = float("nan")
         train_rmse = test_rmse = test_mse = nan
+        metrics: Dict[str, float] = {}
         if self.model is not None and status == "done":
             test_mse = self._mse("test")
             train_rmse, test_rmse = math.sqrt(self._mse("train")), math.sqrt(test_mse)
+            metrics = self.task.metrics(self.model, self.data)
         is_kan = cfg.model.family == "kan"
         return RunResult(
             run_id=self.run_id, status=status, error=error, experiment=cfg.experiment_name,
@@ -313,7 +328,7 @@ class _Trainer:
             n_train=cfg.task.n_train, optimizer=cfg.optim.name, lr=cfg.optim.lr, dtype=cfg.dtype,
             device=str(self.device), train_rmse=train_rmse, test_rmse=test_rmse,
             test_mse=test_mse, wall_time_s=p.wall_time_s, stages=list(self.stages),
-            config=self.config, **provenance())
+            metrics=metrics, config=self.config, **provenance())
 
 
 def load_state_resizing(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> None:

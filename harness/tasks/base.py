@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ class Dataset:
     train_label: torch.Tensor  # (n_train, d_out)
     test_input: torch.Tensor  # (n_test, d_in)
     test_label: torch.Tensor  # (n_test, d_out)
+    extras: Optional[Dict[str, torch.Tensor]] = None  # task-specific tensors (e.g. PDE boundary)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,25 @@ class Task:
     def labels(self, x: np.ndarray) -> np.ndarray:
         y = np.asarray(self.fn(x), dtype=np.float64).reshape(x.shape[0], self.d_out)
         return y
+
+    # Hooks the trainer calls; regression tasks keep the defaults, PDE and continual-learning
+    # tasks override them.
+    def make_dataset(self, n_train: int, n_test: int, seed: int, dtype: torch.dtype,
+                     device: Optional[torch.device]) -> Dataset:
+        return make_dataset(self, n_train, n_test, seed, dtype, device)
+
+    def loss(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+             data: Dataset) -> torch.Tensor:
+        """Training loss on a batch (x, y) of the training set: MSE."""
+        return torch.mean((model(x) - y) ** 2)
+
+    def stage_indices(self, data: Dataset, stage: int, n_stages: int) -> Optional[torch.Tensor]:
+        """Training examples seen in a stage; None = all (continual learning restricts them)."""
+        return None
+
+    def metrics(self, model: torch.nn.Module, data: Dataset) -> Dict[str, float]:
+        """Task-specific numbers recorded at the end of every stage and of the run."""
+        return {}
 
 
 def box(d_in: int, lo: float = -1.0, hi: float = 1.0) -> Tuple[Tuple[float, float], ...]:
