@@ -6,6 +6,7 @@ one line naming the key and saying what to do.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
@@ -21,6 +22,8 @@ class ConfigError(ValueError):
 class KANConfig:
     family: str = "kan"
     widths: List[int] = field(default_factory=lambda: [2, 5, 1])
+    # Hidden widths only: widths become [task d_in, *hidden, task d_out] (for sweeps over tasks).
+    hidden: Optional[List[int]] = None
     grid: int = 5  # G: intervals of the first stage (later stages come from train.grid_schedule)
     k: int = 3  # spline order (cubic)
     grid_range: List[float] = field(default_factory=lambda: [-1.0, 1.0])
@@ -36,6 +39,7 @@ class KANConfig:
 class MLPConfig:
     family: str = "mlp"
     widths: List[int] = field(default_factory=lambda: [2, 32, 1])
+    hidden: Optional[List[int]] = None  # as KANConfig.hidden
     activation: str = "silu"  # silu, relu, tanh, gelu
     bias: bool = True
 
@@ -116,6 +120,22 @@ def register_configs() -> None:
 
 
 register_configs()
+
+
+def resolve(cfg: Any) -> Any:
+    """Derive model.widths from model.hidden and the task's d_in/d_out (then hidden = None), so
+    the same architecture has the same config, and run id, however it was written."""
+    hidden = cfg.model.get("hidden") if hasattr(cfg.model, "get") else cfg.model.hidden
+    if hidden is None:
+        return cfg
+    from harness.tasks import TASK_REGISTRY
+    task = TASK_REGISTRY.get(cfg.task.name)
+    if task is None:
+        raise ConfigError(f"task.name={cfg.task.name!r} is unknown; choose one of {sorted(TASK_REGISTRY)}")
+    cfg = copy.deepcopy(cfg)
+    cfg.model.widths = [task.d_in, *list(hidden), task.d_out]
+    cfg.model.hidden = None
+    return cfg
 
 
 def _require(ok: bool, message: str) -> None:

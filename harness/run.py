@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Dict
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config import ConfigError
-from harness.train import RunInterrupted, run, run_dir_of
+from harness.train import RunInterrupted, run
 
 
 def job_config(cfg: DictConfig) -> DictConfig:
@@ -27,7 +28,8 @@ def run_and_summarize(cfg: DictConfig) -> Dict[str, Any]:
     result = run(job_config(cfg))
     return {"run_id": result.run_id, "status": result.status, "error": result.error,
             "test_rmse": result.test_rmse, "n_params": result.n_params,
-            "wall_time_s": result.wall_time_s, "run_dir": str(run_dir_of(job_config(cfg)))}
+            "wall_time_s": result.wall_time_s,
+            "run_dir": str(Path(cfg.results_root) / result.run_id)}
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import counting
 from harness.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from harness.config import RunConfig, validate
+from harness.config import RunConfig, resolve, validate
 from harness.models import build_model
 from harness.results import RunResult, StageResult, read_result, run_id_of, write_result
 from harness.provenance import provenance
@@ -97,7 +97,7 @@ def run(cfg: Any, log=print) -> RunResult:
     Bad config values raise ConfigError before any work. A finished run is not redone: its record
     is returned. Failures and divergence are returned as records with that status, never raised.
     """
-    cfg = to_config(cfg)
+    cfg = resolve(to_config(cfg))
     validate(cfg)
     config = resolved_dict(cfg)
     run_id = run_id_of(config)

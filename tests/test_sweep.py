@@ -49,3 +49,25 @@ def test_unknown_model_and_misspelt_key_fail_at_compose_time(tmp_path):
     assert unknown.returncode == 1 and "Could not find 'model/transformer'" in unknown.stderr
     typo = run_cli([f"results_root={tmp_path}", "model.widht=3"])
     assert typo.returncode == 1 and "Key 'widht' not in 'KANConfig'" in typo.stderr
+
+
+def test_grids_sweep_is_a_union_of_products(tmp_path):
+    """hydra.sweeper.grids: each block is a product, the sweep their union; params apply to all."""
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "probe.yaml").write_text(
+        "# @package _global_\n"
+        "experiment_name: probe\n"
+        "hydra:\n"
+        "  sweeper:\n"
+        "    params: {seed: '0,1'}\n"
+        "    grids:\n"
+        "      - {model: kan, task: 'toy_xy,toy_bessel', model.hidden: '[2]'}\n"
+        "      - {model: mlp, model.hidden: '[7],[9]'}\n")
+    result = run_cli(["--config-dir", str(tmp_path / "conf"), "-m", "experiment=probe", *TINY,
+                      "train.steps_per_stage=1", f"results_root={tmp_path / 'r'}"])
+    assert result.returncode == 0, result.stderr
+    got = sorted((r["family"], tuple(r["widths"]), r["seed"]) for r in records(tmp_path / "r").values())
+    expected = sorted([("kan", (2, 2, 1), s) for s in (0, 1)] + [("kan", (1, 2, 1), s) for s in (0, 1)]
+                      + [("mlp", (2, h, 1), s) for h in (7, 9) for s in (0, 1)])
+    assert got == expected
+    assert all(r["experiment"] == "probe" for r in records(tmp_path / "r").values())
