@@ -35,6 +35,7 @@ class StageResult:
     train_rmse: float
     test_rmse: float
     test_mse: float
+    test_median_abs_error: float = float("nan")  # median |f - f*| (the paper's median variant)
     metrics: Dict[str, float] = field(default_factory=dict)  # task-specific (PDE errors, ...)
 
 
@@ -67,6 +68,7 @@ class RunResult:
     test_rmse: float
     test_mse: float
     wall_time_s: float
+    test_median_abs_error: float = float("nan")  # median |f - f*| over test points and outputs
     stages: List[Dict[str, Any]] = field(default_factory=list)
     metrics: Dict[str, float] = field(default_factory=dict)  # task-specific (PDE errors, ...)
     config: Dict[str, Any] = field(default_factory=dict)

@@ -265,6 +265,10 @@ class _Trainer:
         self.progress.train_flops += counting.flops_forward(self.cfg.model, grid).total * n_examples
 
     @torch.no_grad()
+    def _median_abs_error(self) -> float:
+        return float(torch.median(torch.abs(self.model(self.data.test_input) - self.data.test_label)))
+
+    @torch.no_grad()
     def _mse(self, split: str) -> float:
         x = getattr(self.data, f"{split}_input")
         y = getattr(self.data, f"{split}_label")
@@ -280,6 +284,7 @@ class _Trainer:
             step=p.global_step, n_evals=p.n_evals, train_flops=p.train_flops,
             wall_time_s=p.wall_time_s, train_rmse=math.sqrt(train_mse),
             test_rmse=math.sqrt(test_mse), test_mse=test_mse,
+            test_median_abs_error=self._median_abs_error(),
             metrics=self.task.metrics(self.model, self.data)).__dict__
 
     # ----- checkpoints ---------------------------------------------------------------------
@@ -310,10 +315,11 @@ class _Trainer:
             final_grid = self.stages[-1]["grid"]
         flops = counting.flops_forward(cfg.model, final_grid)
         nan = float("nan")
-        train_rmse = test_rmse = test_mse = nan
+        train_rmse = test_rmse = test_mse = median_abs_error = nan
         metrics: Dict[str, float] = {}
         if self.model is not None and status == "done":
             test_mse = self._mse("test")
+            median_abs_error = self._median_abs_error()
             train_rmse, test_rmse = math.sqrt(self._mse("train")), math.sqrt(test_mse)
             metrics = self.task.metrics(self.model, self.data)
         is_kan = cfg.model.family == "kan"
@@ -327,7 +333,8 @@ class _Trainer:
             train_flops=p.train_flops, n_evals=p.n_evals, steps=p.global_step,
             n_train=cfg.task.n_train, optimizer=cfg.optim.name, lr=cfg.optim.lr, dtype=cfg.dtype,
             device=str(self.device), train_rmse=train_rmse, test_rmse=test_rmse,
-            test_mse=test_mse, wall_time_s=p.wall_time_s, stages=list(self.stages),
+            test_mse=test_mse, wall_time_s=p.wall_time_s,
+            test_median_abs_error=median_abs_error, stages=list(self.stages),
             metrics=metrics, config=self.config, **provenance())
 
 
