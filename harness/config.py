@@ -30,7 +30,7 @@ class KANConfig:
     base_activation: str = "silu"  # silu or none
     train_base_weight: bool = True  # w_b trainable
     train_spline_weight: bool = True  # w_s trainable
-    noise_scale: float = 0.5  # pykan's noise_scale for the initial coefficients
+    noise_scale: float = 0.3  # initial coefficient noise (pykan MultKAN default 0.3)
     grid_eps: float = 0.02  # pykan: 0 = knots at sample percentiles, 1 = uniform
     implementation: str = "reference"  # reference (Cox-de Boor) or fast
 

@@ -1,0 +1,81 @@
+"""Every experiment file composes, every point of its quick size validates, and one tiny point of
+each sweep block runs end to end."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from harness.config import resolve, validate
+from harness.run import job_config
+from harness.train import run
+from tests.helpers import CONFIGS, TINY
+
+EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+
+
+def sweep_blocks(experiment: str) -> List[List[List[str]]]:
+    """The experiment's sweep as blocks (one per grid, or one for params alone) of override lists."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"experiment={experiment}"],
+                      return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    params: Dict[str, str] = dict(sweeper.params or {})
+    grids = [dict(g) for g in sweeper.get("grids", [])] or [{}]
+    parser = OverridesParser.create()
+    blocks = []
+    for grid in grids:
+        assignments = [f"{k}={v}" for k, v in {**grid, **params}.items()]
+        axes = []
+        for override in parser.parse_overrides(assignments):
+            key = override.get_key_element()
+            values = (list(override.sweep_string_iterator()) if override.is_sweep_override()
+                      else [override.get_value_element_as_str()])
+            axes.append([f"{key}={v}" for v in values])
+        blocks.append([list(point) for point in itertools.product(*axes)])
+    return blocks
+
+
+def compose_point(experiment: str, overrides: List[str], extra: List[str] = ()):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"experiment={experiment}", *overrides, *extra])
+    return resolve(job_config(cfg))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_opens_with_its_command_and_expectation(experiment):
+    text = (CONFIGS / "experiment" / f"{experiment}.yaml").read_text()
+    assert text.startswith("# @package _global_")
+    assert f"python -m harness.run -m experiment={experiment}" in text
+    assert "Expect" in text
+    assert f"experiment_name: {experiment}" in text
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_sweep_block_validates(experiment):
+    blocks = sweep_blocks(experiment)
+    assert sum(len(b) for b in blocks) >= 2
+    quick = experiment.endswith("_quick") or experiment == "quickstart"
+    for block in blocks:
+        for overrides in (block if quick else block[:1] + block[-1:]):
+            cfg = compose_point(experiment, overrides)
+            validate(cfg)
+            assert cfg.experiment_name == experiment
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e.endswith("_quick") or e == "quickstart"])
+def test_one_tiny_point_per_block_runs(experiment, tmp_path):
+    for block in sweep_blocks(experiment):
+        cfg = compose_point(experiment, block[0], [*TINY, "train.steps_per_stage=1",
+                                                   f"results_root={tmp_path}"])
+        schedule = list(cfg.train.grid_schedule)[:2]
+        cfg.train.grid_schedule = schedule
+        result = run(cfg, log=lambda *_: None)
+        assert result.status == "done", result.error
+        assert len(result.stages) == max(1, len(schedule))
+        assert result.experiment == experiment
