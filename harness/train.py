@@ -178,7 +178,10 @@ class _Trainer:
         cfg = self.cfg
         self.data = self._data()
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.model).to(device=self.device, dtype=self.dtype)
+        model_cfg = cfg.model
+        if self.grids[0] is not None:  # a KAN starts on the first grid of its schedule
+            model_cfg = OmegaConf.merge(cfg.model, {"grid": self.grids[0]})
+        self.model = build_model(model_cfg).to(device=self.device, dtype=self.dtype)
         self.batch_generator = torch.Generator().manual_seed(cfg.seed)
         checkpoint = load_checkpoint(self.run_dir)
         optimizer = None
@@ -231,7 +234,8 @@ class _Trainer:
             self.model.update_grid_from_samples(inputs)  # pykan fit(update_grid=True)
             self._count_forward(inputs.shape[0], grid)
         x, y = self._batch()
-        flops_per_eval = counting.flops_train_evaluation(cfg.model, x.shape[0], grid)
+        flops_per_eval = self.task.evaluation_cost(counting.flops_forward(cfg.model, grid).total,
+                                                   x.shape[0])
 
         def closure():
             optimizer.zero_grad()
@@ -285,7 +289,7 @@ class _Trainer:
             wall_time_s=p.wall_time_s, train_rmse=math.sqrt(train_mse),
             test_rmse=math.sqrt(test_mse), test_mse=test_mse,
             test_median_abs_error=self._median_abs_error(),
-            metrics=self.task.metrics(self.model, self.data)).__dict__
+            metrics=self.task.metrics(self.model, self.data, p.stage, len(self.grids))).__dict__
 
     # ----- checkpoints ---------------------------------------------------------------------
     def _save(self, optimizer: Optional[torch.optim.Optimizer]) -> None:
@@ -321,7 +325,7 @@ class _Trainer:
             test_mse = self._mse("test")
             median_abs_error = self._median_abs_error()
             train_rmse, test_rmse = math.sqrt(self._mse("train")), math.sqrt(test_mse)
-            metrics = self.task.metrics(self.model, self.data)
+            metrics = self.task.metrics(self.model, self.data, len(self.grids) - 1, len(self.grids))
         is_kan = cfg.model.family == "kan"
         return RunResult(
             run_id=self.run_id, status=status, error=error, experiment=cfg.experiment_name,

@@ -105,3 +105,12 @@ def test_bad_values_fail_before_any_work(tmp_path, override, needle):
     with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("]", r"\]")):
         run(compose_config([override], tmp_path))
     assert not any(tmp_path.iterdir()) if tmp_path.exists() else True
+
+
+def test_first_stage_trains_on_the_first_grid_of_the_schedule(tmp_path):
+    from harness.checkpoint import load_checkpoint
+    cfg = compose_config(["model.grid=5", "train.grid_schedule=[3]", "model.widths=[2,2,1]"], tmp_path)
+    result = run(cfg, log=lambda *_: None)
+    state = load_checkpoint(tmp_path / result.run_id).model
+    assert state["layers.0.coef"].shape == (2, 2, 3 + 3)  # G = 3 from the schedule, not model.grid
+    assert result.n_params == 6 * (3 + 3 + 2)

@@ -56,9 +56,15 @@ class Task:
         """Training examples seen in a stage; None = all (continual learning restricts them)."""
         return None
 
-    def metrics(self, model: torch.nn.Module, data: Dataset) -> Dict[str, float]:
-        """Task-specific numbers recorded at the end of every stage and of the run."""
+    def metrics(self, model: torch.nn.Module, data: Dataset, stage: int,
+                n_stages: int) -> Dict[str, float]:
+        """Task-specific numbers recorded at the end of every stage (and of the run: last stage)."""
         return {}
+
+    def evaluation_cost(self, forward_flops: int, n_examples: int) -> int:
+        """FLOPs of one training evaluation (loss + gradient) over n_examples, given the model's
+        forward FLOPs per example: forward + backward = 3x forward (Kaplan et al. 2020, §2.1)."""
+        return 3 * forward_flops * n_examples
 
 
 def box(d_in: int, lo: float = -1.0, hi: float = 1.0) -> Tuple[Tuple[float, float], ...]:
