@@ -1,0 +1,102 @@
+"""Synthetic result.json records (harness/results.py's RunResult) with known scaling laws.
+
+KAN stages follow test_rmse = KAN_A * N^-KAN_ALPHA and MLP final stages MLP_A * N^-MLP_ALPHA, each
+times log-normal noise, so fits have an analytic answer. The counts are simple stand-ins (not
+harness/counting.py): only the loss-vs-x relation matters to the analysis.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from harness.results import RunResult, StageResult, run_id_of, write_result
+
+KAN_A, KAN_ALPHA = 3.0, 2.0
+MLP_A, MLP_ALPHA = 5.0, 1.0
+KAN_FLOPS_PER_PARAM, MLP_FLOPS_PER_PARAM = 20, 2  # flops_forward = const * n_params
+KAN_GRIDS = (3, 5, 10, 20, 50)
+KAN_HIDDEN = (2, 3, 5, 8)
+MLP_HIDDEN = (4, 8, 16, 32, 64, 128, 256)
+MLP_STAGE_FACTORS = (1.5, 1.2, 1.0)  # earlier stages of an MLP run are worse; the last is on the law
+N_TRAIN = 1000
+
+
+def kan_params(widths: Sequence[int], grid: int) -> int:
+    return sum(i * o for i, o in zip(widths[:-1], widths[1:])) * (grid + 3)
+
+
+def mlp_params(widths: Sequence[int]) -> int:
+    return sum((i + 1) * o for i, o in zip(widths[:-1], widths[1:]))
+
+
+def stage(index: int, grid: Optional[int], n_params: int, flops_per_param: int, loss: float,
+          step: int) -> Dict:
+    flops = flops_per_param * n_params
+    return vars(StageResult(
+        stage=index, grid=grid, n_params=n_params, flops_forward=flops,
+        flops_forward_yu2024=2 * flops, step=step, n_evals=step, train_flops=3 * flops * N_TRAIN * step,
+        wall_time_s=1e-6 * flops * step, train_rmse=0.9 * loss, test_rmse=loss, test_mse=loss ** 2,
+        metrics={"max_error": 4 * loss})).copy()
+
+
+def record(family: str, widths: Sequence[int], stages: List[Dict], task: str = "toy",
+           seed: int = 0, status: str = "done", experiment: str = "synthetic",
+           error: Optional[str] = None) -> RunResult:
+    """A RunResult whose run-level values are those of its last stage."""
+    config = {"model": {"family": family, "widths": list(widths)}, "task": {"name": task},
+              "seed": seed, "experiment": experiment}
+    last = stages[-1] if stages else vars(StageResult(0, None, 0, 0, 0, 0, 0, 0, 0.0, float("nan"),
+                                                      float("nan"), float("nan")))
+    return RunResult(
+        run_id=run_id_of(config), status=status, error=error, experiment=experiment, family=family,
+        task=task, seed=seed, widths=list(widths), grid=last["grid"], k=3 if family == "kan" else None,
+        n_params=last["n_params"], flops_forward=last["flops_forward"],
+        flops_forward_basis=0, flops_forward_matmul=last["flops_forward"],
+        flops_forward_yu2024=last["flops_forward_yu2024"], train_flops=last["train_flops"],
+        n_evals=last["n_evals"], steps=last["step"], n_train=N_TRAIN, optimizer="lbfgs", lr=1.0,
+        dtype="float64", device="cpu", train_rmse=last["train_rmse"], test_rmse=last["test_rmse"],
+        test_mse=last["test_mse"], wall_time_s=last["wall_time_s"], stages=stages,
+        metrics=dict(last.get("metrics", {})), config=config,
+        git_sha="0" * 40, torch_version="2.13.0", python_version="3.11", hostname="test",
+        finished_at="2026-01-01T00:00:00")
+
+
+def synthetic_records(seed: int = 0, noise: float = 0.05, task: str = "toy") -> List[RunResult]:
+    """KAN runs (grid-extension stages) on L = 3 N^-2 and MLP runs on L = 5 N^-1, log-normal noise."""
+    rng = np.random.default_rng(seed)
+    runs = []
+    for hidden in KAN_HIDDEN:
+        widths = [2, hidden, 1]
+        stages = []
+        for i, grid in enumerate(KAN_GRIDS):
+            n = kan_params(widths, grid)
+            loss = KAN_A * n ** -KAN_ALPHA * np.exp(noise * rng.standard_normal())
+            stages.append(stage(i, grid, n, KAN_FLOPS_PER_PARAM, float(loss), 50 * (i + 1)))
+        runs.append(record("kan", widths, stages, task=task))
+    for hidden in MLP_HIDDEN:
+        widths = [2, hidden, 1]
+        n = mlp_params(widths)
+        law = MLP_A * n ** -MLP_ALPHA * np.exp(noise * rng.standard_normal())
+        stages = [stage(i, None, n, MLP_FLOPS_PER_PARAM, float(law * factor), 50 * (i + 1))
+                  for i, factor in enumerate(MLP_STAGE_FACTORS)]
+        runs.append(record("mlp", widths, stages, task=task))
+    return runs
+
+
+def write_records(results_root: Path, runs: Sequence[RunResult]) -> List[Path]:
+    """Write each run as RESULTS_ROOT/<run_id>/result.json (harness.results.write_result)."""
+    return [write_result(Path(results_root) / run.run_id, run) for run in runs]
+
+
+def write_synthetic_results(results_root: Path, seed: int = 0, noise: float = 0.05,
+                            with_failures: bool = True) -> List[RunResult]:
+    """Synthetic KAN and MLP runs, plus (optionally) one failed and one diverged run, on disk."""
+    runs = synthetic_records(seed=seed, noise=noise)
+    if with_failures:
+        runs.append(record("kan", [2, 13, 1], [], status="failed", error="RuntimeError: boom"))
+        bad = stage(0, 3, kan_params([2, 21, 1], 3), KAN_FLOPS_PER_PARAM, float("nan"), 10)
+        runs.append(record("kan", [2, 21, 1], [bad], status="diverged", error="loss is nan"))
+    write_records(results_root, runs)
+    return runs
