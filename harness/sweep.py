@@ -8,13 +8,15 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from harness.config import ConfigError, validate
-from harness.results import read_result, run_id_of
+from harness.config import ConfigError, resolve, validate
+from harness.results import read_result, run_id_of, write_json_atomic
 
 
 @dataclass
@@ -29,7 +31,7 @@ class SweepPoint:
 
     def job_config(self) -> DictConfig:
         from harness.run import job_config
-        return job_config(self.config)
+        return resolve(job_config(self.config))
 
     @property
     def run_id(self) -> str:
@@ -72,13 +74,52 @@ def check_points(points: Sequence[SweepPoint]) -> None:
             raise ConfigError(f"sweep point #{point.index} ({point.label}): {exc}") from None
 
 
+# RESULTS_ROOT/.sweeps/<experiment>-<stamp>.json: the runs a sweep expects, so `python -m
+# harness.status` can say which are missing (a run that never started leaves nothing else behind).
+SWEEPS_DIR = ".sweeps"
+
+
+def sweep_stamp() -> str:
+    """A name for one launch of a sweep (local time, to the microsecond: relaunches do not clash)."""
+    return datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+
+
+def write_manifests(points: Sequence[SweepPoint], launcher: str, stamp: str,
+                    jobs: Optional[Mapping[int, Dict[str, str]]] = None) -> List[Path]:
+    """Write each results root's manifest of this sweep's points (overrides, run id, experiment).
+
+    Atomic; writing again with the same stamp (e.g. once the job ids are known) replaces the file.
+    `jobs`: point index -> {"job_id", "stdout", "stderr"} of the cluster job that runs it.
+    """
+    by_root: Dict[str, List[Dict[str, Any]]] = {}
+    for point in points:
+        cfg = point.job_config()
+        entry = {"index": point.index, "overrides": list(point.overrides), "run_id": point.run_id,
+                 "experiment": cfg.experiment_name}
+        if jobs and point.index in jobs:
+            entry["job"] = dict(jobs[point.index])
+        by_root.setdefault(str(cfg.results_root), []).append(entry)
+    paths = []
+    for root, entries in by_root.items():
+        experiment = entries[0]["experiment"]
+        path = Path(root) / SWEEPS_DIR / f"{experiment}-{stamp}.json"
+        write_json_atomic(path, {"experiment": experiment, "launcher": launcher, "stamp": stamp,
+                                 "points": entries})
+        paths.append(path)
+    return paths
+
+
 def summarize(points: Sequence[SweepPoint], returns: Sequence[Optional[JobReturn]],
-              stream=sys.stdout) -> Dict[str, int]:
-    """Print one line per run that did not finish well and the counts by status."""
+              stream=sys.stdout, jobs: Optional[Mapping[int, Dict[str, str]]] = None) -> Dict[str, int]:
+    """Print one line per run that did not finish well and the counts by status.
+
+    `jobs` (cluster launchers): point index -> {"job_id", "state", "stdout", "stderr"} of the job
+    that ran it, so a run without a record is reported with its job's state and log.
+    """
     counts: Dict[str, int] = {}
     lines = []
     for point, ret in zip(points, returns):
-        info = _outcome(point, ret)
+        info = _outcome(point, ret, (jobs or {}).get(point.index))
         counts[info["status"]] = counts.get(info["status"], 0) + 1
         if info["status"] != "done":
             lines.append(f"  #{point.index} {info['status']:<9} {point.label}\n"
@@ -106,11 +147,19 @@ def print_table(points: Sequence[SweepPoint], stream=sys.stdout) -> None:
               file=stream)
 
 
-def _outcome(point: SweepPoint, ret: Optional[JobReturn]) -> Dict[str, Any]:
+def _outcome(point: SweepPoint, ret: Optional[JobReturn],
+             job: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     record = read_result(point.run_dir)
+    log = f" | job {job['job_id']} log {job['stderr']}" if job else ""
     if record is not None:
         return {"status": record["status"], "error": record.get("error"),
-                "where": str(point.run_dir)}
+                "where": str(point.run_dir) + (log if record["status"] != "done" else "")}
+    if job is not None and job.get("state"):
+        # The job ended without writing this run's record: cancelled, killed, out of time/memory.
+        state = job["state"].split()[0]  # "CANCELLED by 0" -> CANCELLED
+        return {"status": "cancelled" if state == "CANCELLED" else "lost",
+                "error": f"job {job['job_id']} {job['state']}, no result record",
+                "where": f"{job['stderr']} (stdout {job['stdout']})"}
     if ret is not None and ret.status == JobStatus.FAILED:
         return {"status": "failed", "error": repr(ret._return_value),
                 "where": str(getattr(ret, "working_dir", "") or point.run_dir)}

@@ -19,7 +19,7 @@ from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 
 from harness.config import ConfigError
-from harness.sweep import check_points, compose_points, summarize
+from harness.sweep import check_points, compose_points, summarize, sweep_stamp, write_manifests
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class KanscaleLocalLauncher(Launcher):
             print(f"kanscale: config error: {exc}", file=sys.stderr)
             sys.exit(2)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        write_manifests(points, "kanscale_local", sweep_stamp())
         todo = [p for p in points if not p.finished()]
         print(f"[kanscale] sweep of {len(points)} runs: {len(points) - len(todo)} already finished, "
               f"{len(todo)} to run", file=sys.stderr)
