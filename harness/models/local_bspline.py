@@ -1,0 +1,215 @@
+"""The k+1 B-splines that are nonzero at an input, and their slopes, without touching the others.
+
+On x in the knot interval [t_j, t_{j+1}) exactly the order-k B-splines B_{j-k}, ..., B_j are nonzero
+(de Boor 1978, ch. IX, local support). Both paths find j exactly as the half-open Cox-de Boor
+indicator does (x == t_j lands in [t_j, t_{j+1}); x off [t_0, t_{M-1}) gets j = -1 or M-1):
+
+- uniform knots (every row t_m = t_0 + m*h up to round-off): j = floor((x - t_0)/h), then one step
+  against the stored knots; the values are fixed polynomials of u = (x - t_j)/h (Horner);
+- any increasing knots: a per-input bucket table gives a lower bound on j that a few forward steps
+  make exact; the values come from de Boor's triangular scheme (BSPLVB) on t_{j-k+1} .. t_{j+k}.
+
+Tensors are laid out (B, k+1, in): r = 0..k indexes B_{j-k+r}, inputs are the contiguous axis.
+Grid-dependent constants are computed once per grid (`make_layout`; FastKANLayer caches them).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+from typing import NamedTuple, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+
+# Knots count as uniform when every knot is within this many ulps (of the largest |knot|) of
+# t_0 + m*h: then the closed form matches Cox-de Boor on the stored knots to round-off.
+UNIFORM_TOLERANCE_ULPS = 16
+# General grids: bucket tables are refined (x4) until TARGET_SEARCH_STEPS forward steps make j
+# exact; a table needing more than MAX_SEARCH_STEPS, or with more than MAX_TABLE_ENTRIES entries,
+# is not used, and without one j comes from torch.searchsorted.
+MAX_SEARCH_STEPS = 4
+TARGET_SEARCH_STEPS = 2
+MAX_TABLE_ENTRIES = 1 << 22
+
+
+@lru_cache(maxsize=None)
+def uniform_basis_polynomials(k: int) -> Tuple[Tuple[float, ...], ...]:
+    """Power-basis coefficients M[p][r] of the k+1 uniform B-splines on one interval.
+
+    N_r(u) = sum_p M[p][r] u^p is B_{j-k+r} at x = t_j + u*h, u in [0, 1). Built exactly (Fractions)
+    from the Cox-de Boor recursion on integer knots (de Boor 1978, ch. IX, eq. (9)) written in the
+    local coordinate: N^d_r(u) = ((u + d - r) N^{d-1}_{r-1}(u) + (r + 1 - u) N^{d-1}_r(u)) / d.
+    """
+    polys = [[Fraction(1)]]  # level 0: N^0_0 = 1 on the interval; a polynomial = coefficient list
+    for d in range(1, k + 1):
+        new = []
+        for r in range(d + 1):
+            acc = [Fraction(0)] * (d + 1)
+            if r >= 1:  # (u + d - r) * N^{d-1}_{r-1}
+                for p, c in enumerate(polys[r - 1]):
+                    acc[p] += (d - r) * c / d
+                    acc[p + 1] += c / d
+            if r <= d - 1:  # (r + 1 - u) * N^{d-1}_r
+                for p, c in enumerate(polys[r]):
+                    acc[p] += (r + 1) * c / d
+                    acc[p + 1] -= c / d
+            new.append(acc)
+        polys = new
+    return tuple(tuple(float(polys[r][p]) for r in range(k + 1)) for p in range(k + 1))
+
+
+class UniformLayout(NamedTuple):
+    inv_h: torch.Tensor  # (in,)
+    shift: torch.Tensor  # (in,): 1 - t_0/h, so that x/h + shift = j + 1 + u
+    search: torch.Tensor  # (M+2, in): -inf, t_0 .. t_{M-1}, NaN (x >= NaN is false, also for inf)
+    value_table: torch.Tensor  # (k+1, k+1, 1): [p, r] = u^p coefficient of N_r
+    slope_table: torch.Tensor  # (k, k+1, in): [p, r] = u^p coefficient of dN_r/dx (carries 1/h)
+
+
+class GeneralLayout(NamedTuple):
+    lo: torch.Tensor  # (in,): t_0, and x is clamped to [t_0, t_{M-1}] for the values
+    hi: torch.Tensor  # (in,): t_{M-1}
+    search: torch.Tensor  # (M+1, in): t_0 .. t_{M-1}, NaN (x >= NaN is false, also for inf)
+    window: torch.Tensor  # (M+2k, in): k extrapolated knots, t_0 .. t_{M-1}, k extrapolated knots
+    grid: torch.Tensor  # (in, M), for torch.searchsorted when there is no table
+    inv_bucket: Optional[torch.Tensor]  # (in,): buckets per unit length
+    table: Optional[torch.Tensor]  # (NB+1, in) long: a lower bound on j + 1 per bucket
+    n_steps: int  # forward steps that make the bound exact
+
+
+Layout = Union[UniformLayout, GeneralLayout]
+
+
+def make_layout(grid: torch.Tensor, k: int) -> Layout:
+    """Grid constants for `local_basis`: UniformLayout if every row of grid (in, M) is uniform."""
+    uniform = _uniform_layout(grid, k)
+    return uniform if uniform is not None else _general_layout(grid, k)
+
+
+def _uniform_layout(grid: torch.Tensor, k: int) -> Optional[UniformLayout]:
+    n_knots = grid.shape[1]
+    t0 = grid[:, 0]
+    h = (grid[:, -1] - t0) / (n_knots - 1)  # (in,)
+    steps = torch.arange(n_knots, dtype=grid.dtype, device=grid.device)
+    deviation = (grid - (t0[:, None] + h[:, None] * steps)).abs().amax()
+    tol = UNIFORM_TOLERANCE_ULPS * torch.finfo(grid.dtype).eps * grid.abs().amax()
+    if not bool((h > 0).all()) or not bool(deviation <= tol):
+        return None
+    inv_h = 1.0 / h
+    inf = torch.full_like(t0[None, :], float("inf"))
+    search = torch.cat([-inf, grid.T, torch.full_like(inf, float("nan"))]).contiguous()
+    m = torch.tensor(uniform_basis_polynomials(k), dtype=torch.float64)  # (k+1, k+1)
+    powers = torch.arange(1, k + 1, dtype=torch.float64)[:, None]
+    slope = (powers * m[1:]).to(grid)  # d/du sum_p c_p u^p = sum_q (q+1) c_{q+1} u^q
+    return UniformLayout(inv_h, 1.0 - t0 * inv_h, search, m.to(grid)[:, :, None],
+                         slope[:, :, None] * inv_h)  # d/dx = (1/h) d/du
+
+
+def _general_layout(grid: torch.Tensor, k: int) -> GeneralLayout:
+    n_in, n_knots = grid.shape
+    lo, hi = grid[:, 0], grid[:, -1]
+    span = hi - lo
+    search = torch.cat([grid.T, torch.full_like(lo[None, :], float("nan"))]).contiguous()
+    # Extrapolated knots (mean spacing) keep every BSPLVB denominator positive off the ends.
+    steps = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device)
+    mean_h = (span / (n_knots - 1))[None, :]
+    window = torch.cat([lo[None, :] - mean_h * steps.flip(0)[:, None], grid.T,
+                        hi[None, :] + mean_h * steps[:, None]]).contiguous()
+    best = GeneralLayout(lo, hi, search, window, grid.contiguous(), None, None, 0)
+    n_buckets = 4 * (n_knots - 1)
+    while (n_buckets + 1) * n_in <= MAX_TABLE_ENTRIES and bool((span > 0).all()):
+        # x in bucket b = floor((x - t_0)/width) lies in [start_{b-1}, start_{b+2}) even if
+        # round-off moved it by one bucket; table[b] = #knots <= start_{b-1} is then a lower bound
+        # on j + 1, and #knots <= start_{b+2} an upper bound.
+        fractions = torch.arange(n_buckets + 1, dtype=grid.dtype, device=grid.device) / n_buckets
+        starts = lo[:, None] + span[:, None] * fractions  # (in, NB+1)
+        counts = torch.searchsorted(grid.contiguous(), starts.contiguous(), right=True)
+        table = F.pad(counts[:, :-1], (1, 0))  # (in, NB+1), table[0] = 0 (x below t_0)
+        upper = F.pad(counts[:, 2:], (0, 2), value=n_knots)
+        n_steps = int((upper - table).max())
+        if n_steps <= MAX_SEARCH_STEPS and (best.table is None or n_steps < best.n_steps):
+            best = best._replace(inv_bucket=n_buckets / span, table=table.T.contiguous(),
+                                 n_steps=n_steps)
+        if best.table is not None and best.n_steps <= TARGET_SEARCH_STEPS:
+            break
+        n_buckets *= 4
+    return best
+
+
+def horner(table: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """sum_p table[p] u^p by Horner's rule in one buffer: table (P, k+1, 1 or in), u (B, 1, in)
+    -> (B, k+1, in)."""
+    if table.shape[0] == 1:
+        return table[0].expand(u.shape[0], -1, -1)
+    out = table[-1] * u + table[-2]
+    for p in range(table.shape[0] - 3, -1, -1):
+        torch.addcmul(table[p], out, u, out=out)
+    return out
+
+
+def _uniform(x, layout: UniformLayout, with_slope: bool):
+    n_knots = layout.search.shape[0] - 2
+    s = torch.addcmul(layout.shift, x, layout.inv_h)  # (B, in): (x - t_0)/h + 1
+    # j + 1 in [0, M]; clamp before the cast (inf) and after it (NaN casts to an arbitrary integer)
+    j1 = s.floor().clamp_(0, n_knots).long().clamp_(0, n_knots)
+    # Round-off may put x on the wrong side of a knot: one step against the stored knots fixes it,
+    # so that x == t_j lands in [t_j, t_{j+1}) as in the reference (matters for slopes at k = 1).
+    at_or_above_lo = x >= layout.search.gather(0, j1)  # x >= t_j
+    j1.add_(x >= layout.search[1:].gather(0, j1)).add_(at_or_above_lo).sub_(1).clamp_(0, n_knots)
+    u = (s - j1).clamp_(0, 1).unsqueeze(1)  # (B, 1, in); clamped so off-range x stays finite
+    slopes = horner(layout.slope_table, u) if with_slope else None
+    return j1, horner(layout.value_table, u), slopes
+
+
+def _interval_general(x, layout: GeneralLayout) -> torch.Tensor:
+    """j + 1 = number of knots <= x, (B, in) long in [0, M]."""
+    if layout.table is None:
+        return torch.searchsorted(layout.grid, x.T.contiguous(), right=True).T.contiguous()
+    n_buckets = layout.table.shape[0] - 1
+    # clamp before the cast (inf) and after it (NaN casts to an arbitrary integer)
+    bucket = ((x - layout.lo) * layout.inv_bucket).clamp_(0, n_buckets).long().clamp_(0, n_buckets)
+    j1 = layout.table.gather(0, bucket)
+    for _ in range(layout.n_steps):  # each step passes one more knot <= x; the NaN stops at M
+        j1.add_(x >= layout.search.gather(0, j1))
+    return j1
+
+
+def _general(x, layout: GeneralLayout, k: int, with_slope: bool):
+    j1 = _interval_general(x, layout)
+    # Off the knot range every column is padding; clamping x keeps those values finite.
+    xc = torch.clamp(x, layout.lo, layout.hi)  # (B, in)
+    knots = [layout.window[q:].gather(0, j1) for q in range(2 * k)]  # t_{j-k+1+q}, each (B, in)
+    left = [None] + [xc - knots[k - s] for s in range(1, k + 1)]  # left[s] = x - t_{j+1-s}
+    right = [None] + [knots[k - 1 + s] - xc for s in range(1, k + 1)]  # right[s] = t_{j+s} - x
+    values = [torch.ones_like(xc)]  # level 0: B_j = 1
+    terms = values
+    for d in range(1, k + 1):  # BSPLVB (de Boor 1978, ch. X): every denominator spans [t_j, t_j+1]
+        terms = [values[r] / (right[r + 1] + left[d - r]) for r in range(d)]  # B^{d-1}/(knot span)
+        values = [right[1] * terms[0]]
+        for r in range(1, d):
+            values.append(torch.addcmul(left[d - r + 1] * terms[r - 1], right[r + 1], terms[r]))
+        values.append(left[1] * terms[d - 1])
+    slopes = None
+    if with_slope:  # dB^k_n/dx = k (B^{k-1}_n/(t_{n+k}-t_n) - B^{k-1}_{n+1}/(t_{n+k+1}-t_{n+1}))
+        padded_terms = [None] + terms + [None]
+        slopes = torch.stack([_difference(padded_terms[r], padded_terms[r + 1], k)
+                              for r in range(k + 1)], dim=1)
+    return j1, torch.stack(values, dim=1), slopes
+
+
+def _difference(before: Optional[torch.Tensor], after: Optional[torch.Tensor], k: int):
+    """k * (before - after), either side possibly absent (zero)."""
+    if before is None:
+        return after * -k
+    if after is None:
+        return before * k
+    return (before - after) * k
+
+
+def local_basis(x: torch.Tensor, layout: Layout, k: int, with_slope: bool = False):
+    """x (B, in) -> j+1 (B, in) long in [0, M] and values, slopes (B, k+1, in) of B_{j-k+r}(x) and
+    dB_{j-k+r}/dx (slopes None unless asked). Entries of B-splines that do not exist (index off
+    0..G+k-1, or x off the knot range) are finite and meaningless: the caller must drop them."""
+    if isinstance(layout, UniformLayout):
+        return _uniform(x, layout, with_slope)
+    return _general(x, layout, k, with_slope)
