@@ -32,7 +32,7 @@ class KANConfig:
     train_spline_weight: bool = True  # w_s trainable
     noise_scale: float = 0.3  # initial coefficient noise (pykan MultKAN default 0.3)
     grid_eps: float = 0.02  # pykan: 0 = knots at sample percentiles, 1 = uniform
-    implementation: str = "reference"  # reference (Cox-de Boor) or fast
+    implementation: str = "fast"  # fast (k+1 local bases) or reference (Cox-de Boor): same numbers
 
 
 @dataclass
@@ -180,6 +180,9 @@ def validate(cfg: Any) -> None:
     _require(task.name in TASK_REGISTRY,
              f"task.name={task.name!r} is unknown; choose one of {sorted(TASK_REGISTRY)}")
     spec = TASK_REGISTRY[task.name]
+    if family == "kan" and model.implementation == "fast" and spec.needs_second_derivatives:
+        raise ConfigError(f"task {task.name} differentiates the model twice, which the fast KAN "
+                          f"layer does not support: set model.implementation=reference")
     _require(widths[0] == spec.d_in and widths[-1] == spec.d_out,
              f"model.widths={widths} must start with d_in={spec.d_in} and end with "
              f"d_out={spec.d_out} for task {task.name}")

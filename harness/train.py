@@ -181,7 +181,13 @@ class _Trainer:
         model_cfg = cfg.model
         if self.grids[0] is not None:  # a KAN starts on the first grid of its schedule
             model_cfg = OmegaConf.merge(cfg.model, {"grid": self.grids[0]})
-        self.model = build_model(model_cfg).to(device=self.device, dtype=self.dtype)
+        # Built in the run's dtype, so float64 knots are exactly uniform (the fast layer's fast path)
+        default_dtype = torch.get_default_dtype()
+        torch.set_default_dtype(self.dtype)
+        try:
+            self.model = build_model(model_cfg).to(device=self.device)
+        finally:
+            torch.set_default_dtype(default_dtype)
         self.batch_generator = torch.Generator().manual_seed(cfg.seed)
         checkpoint = load_checkpoint(self.run_dir)
         optimizer = None

@@ -131,7 +131,8 @@ def test_pinn_loss_is_differentiable_and_one_lbfgs_step_lowers_it(build, one_thr
     assert after < before
 
 
-@pytest.mark.parametrize("overrides", [["model.widths=[2,3,1]", "model.grid=3", "train.grid_schedule=[3,5]"],
+@pytest.mark.parametrize("overrides", [["model.widths=[2,3,1]", "model.grid=3", "train.grid_schedule=[3,5]",
+                                        "model.implementation=reference"],
                                        ["model=mlp", "model.widths=[2,8,1]"]], ids=["kan", "mlp"])
 def test_poisson_run_records_solution_errors(tmp_path, overrides):
     cheap = ["task=pde_poisson", "task.n_train=100", "task.n_test=100", "optim.max_iter=5"]
@@ -222,3 +223,9 @@ def test_poisson_train_flops_use_the_pinn_cost_convention(tmp_path):
     forward = counting.flops_forward(cfg.model).total
     # per evaluation: 3 (3 + 6 d) forwards per interior point (d = 2) + 3 per boundary point (800)
     assert result.train_flops == result.n_evals * (45 * forward * 100 + 3 * forward * 800)
+
+
+def test_poisson_refuses_the_fast_kan_layer_before_any_work(tmp_path):
+    from harness.config import ConfigError
+    with pytest.raises(ConfigError, match="set model.implementation=reference"):
+        run(compose_config(["task=pde_poisson", "model.implementation=fast"], tmp_path), **QUIET)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -30,6 +30,8 @@ class Task:
     fn: Callable[[np.ndarray], np.ndarray]
     domain: Tuple[Tuple[float, float], ...]  # one (lo, hi) per input
     description: str = ""
+    # The loss differentiates the model twice in its inputs (PINNs): needs the reference KAN layer.
+    needs_second_derivatives: ClassVar[bool] = False
 
     def sample_inputs(self, n: int, generator: torch.Generator) -> np.ndarray:
         lo = np.array([d[0] for d in self.domain])

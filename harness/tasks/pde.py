@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import ClassVar, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -82,6 +82,7 @@ class PoissonTask(Task):
     exact gradient on the test points."""
     alpha: float = 0.01  # weight of the interior residual (§3.4)
     n_boundary_per_side: int = 200  # n_b = 800 (§3.4)
+    needs_second_derivatives: ClassVar[bool] = True  # u_xx + u_yy through autograd
 
     def make_dataset(self, n_train: int, n_test: int, seed: int, dtype: torch.dtype,
                      device: Optional[torch.device]) -> Dataset:
