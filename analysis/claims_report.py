@@ -30,6 +30,15 @@ from analysis.plots import FORMATS, family_colors, plot_loss_vs_x, save  # noqa:
 from analysis.report import Table, render  # noqa: E402
 
 
+QUICK_EXPERIMENTS = ("toy_scaling_quick", "special_functions_quick", "feynman_quick",
+                     "pde_poisson_quick", "continual_quick")
+REGENERATE = ("Regenerate (about 10 minutes on 2 CPU cores): `for e in "
+              + " ".join(QUICK_EXPERIMENTS) + "; do python -m harness.run -m experiment=$e "
+              "results_root=claims_results; done; python -m analysis.claims claims_results "
+              "--out docs/claims`. The full sizes (drop `_quick`, add `launcher=slurm`) follow "
+              "the paper's protocol.")
+
+
 def claims_table(findings: Sequence[Finding]) -> Table:
     says = {c.id: c.paper_says for c in CLAIMS}
     rows = [(f.claim, f.case, says[f.claim], f.measured, f.per_flop, f"**{f.verdict}** ({f.why})")
@@ -147,7 +156,7 @@ def build_claims_report(results_root: Path, out_dir: Path, n_boot: int = 1000, s
     status = Table(["experiment", *map(str, counts.columns)],
                    [[str(e), *map(str, row)] for e, row in counts.iterrows()])
     sections = [
-        ("Setup", [f"Results: `{results_root}`; {len(runs)} runs, {len(stages)} stage rows; "
+        ("Setup", [REGENERATE, f"Results: `{results_root}`; {len(runs)} runs, {len(stages)} stage rows; "
                    f"fits: Huber power law on the frontier, {n_boot} bootstrap resamples, seed {seed}. "
                    "Verdicts come from the rules below applied to these results; quick-size "
                    "experiments train far less than the paper, so read their verdicts as verdicts on "
