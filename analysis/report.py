@@ -163,7 +163,8 @@ def build_report(results_root: Path, out_dir: Path, loss: str = "test_rmse", for
         ("Setup", [setup]),
         ("Runs by status", [status_table(runs)]),
         ("Fits", ["alpha: exponent of L = A X^-alpha" + (" + E" if form == "floor" else "")
-                  + "; Huber (delta 1e-3) on log L, L-BFGS multistart, percentile bootstrap 95% CI.",
+                  + "; Huber (delta 1e-3) on log L, L-BFGS from a grid of starts; percentile "
+                  "bootstrap 95% CI (resamples refitted by IRLS for the power form).",
                   fit_rows(fits)]),
         ("Exchange rates", [f"Reference family: {reference}. Target loss = the larger of the two "
                             "families' best losses; budget = the smaller of their largest x. "
