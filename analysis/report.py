@@ -60,7 +60,7 @@ def fit_rows(group_fits) -> Table:
                                 f"not fitted: {g.error}"])
             continue
         p = g.fit.params
-        alpha, scale = p["alpha"], p.get("E", p["A"])
+        alpha = p["alpha"]
         rows.append(keys + [g.x, f"{alpha.estimate:.3f}", f"[{alpha.ci_low:.3f}, {alpha.ci_high:.3f}]",
                             f"{_num(p['A'].estimate)}", _num(p["E"].estimate) if "E" in p else "-",
                             str(g.n_points), g.points, excluded,

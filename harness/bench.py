@@ -280,7 +280,7 @@ def format_table(report: Dict) -> str:
     lines = [f"device={report['device']} dtype={report['dtype']} torch={report['torch']} "
              f"threads={report['threads']} repeats={report['repeats']} input_grad="
              f"{report['input_grad']} (median of interleaved fwd+bwd steps)",
-             f"malloc: " + ", ".join(f"{k}={v}" for k, v in report["malloc"].items()),
+             "malloc: " + ", ".join(f"{k}={v}" for k, v in report["malloc"].items()),
              f"memory: {report['memory_method']}",
              "1-min load average before/after: {:.2f} / {:.2f} (on {} CPUs; above the torch "
              "threads in use means contended timings)".format(*report["load_average_1min"],

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -109,11 +108,11 @@ def run(cfg: Any, log=print) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
-    return _Trainer(cfg, config, run_id, run_dir, log).train()
+    return Trainer(cfg, config, run_id, run_dir, log).train()
 
 
 @dataclass
-class _Progress:
+class Progress:
     stage: int = 0
     step_in_stage: int = 0
     global_step: int = 0
@@ -122,7 +121,7 @@ class _Progress:
     wall_time_s: float = 0.0
 
 
-class _Trainer:
+class Trainer:
     def __init__(self, cfg: DictConfig, config: Dict[str, Any], run_id: str, run_dir: Path, log):
         self.cfg, self.config, self.run_id, self.run_dir, self.log = cfg, config, run_id, run_dir, log
         self.device = pick_device(cfg.device)
@@ -130,7 +129,7 @@ class _Trainer:
         self.grids = stage_grids(cfg)
         self.task = TASK_REGISTRY[cfg.task.name]
         self.stages: List[Dict[str, Any]] = []
-        self.progress = _Progress()
+        self.progress = Progress()
 
     # ----- setup -------------------------------------------------------------------------
     def _data(self) -> Dataset:
@@ -177,17 +176,7 @@ class _Trainer:
     def _train(self, tracker: Tracker, stop: _StopFlag) -> None:
         cfg = self.cfg
         self.data = self._data()
-        torch.manual_seed(cfg.seed)
-        model_cfg = cfg.model
-        if self.grids[0] is not None:  # a KAN starts on the first grid of its schedule
-            model_cfg = OmegaConf.merge(cfg.model, {"grid": self.grids[0]})
-        # Built in the run's dtype, so float64 knots are exactly uniform (the fast layer's fast path)
-        default_dtype = torch.get_default_dtype()
-        torch.set_default_dtype(self.dtype)
-        try:
-            self.model = build_model(model_cfg).to(device=self.device)
-        finally:
-            torch.set_default_dtype(default_dtype)
+        self.model = build_initial_model(cfg, self.grids[0], self.dtype, self.device)
         self.batch_generator = torch.Generator().manual_seed(cfg.seed)
         checkpoint = load_checkpoint(self.run_dir)
         optimizer = None
@@ -306,7 +295,7 @@ class _Trainer:
             torch_rng=torch.get_rng_state(), batch_rng=self.batch_generator.get_state()))
 
     def _restore(self, checkpoint: Checkpoint) -> Optional[torch.optim.Optimizer]:
-        self.progress = _Progress(**checkpoint.progress)
+        self.progress = Progress(**checkpoint.progress)
         self.stages = list(checkpoint.stages)
         load_state_resizing(self.model, checkpoint.model)
         torch.set_rng_state(checkpoint.torch_rng)
@@ -346,6 +335,23 @@ class _Trainer:
             test_mse=test_mse, wall_time_s=p.wall_time_s,
             test_median_abs_error=median_abs_error, stages=list(self.stages),
             metrics=metrics, config=self.config, **provenance())
+
+
+def build_initial_model(cfg: DictConfig, first_grid: Optional[int], dtype: torch.dtype,
+                        device: torch.device) -> torch.nn.Module:
+    """The run's model as initialised from cfg.seed: a KAN starts on the first grid of its
+    schedule, and is built in the run's dtype so float64 knots are exactly uniform (the fast
+    layer's fast path)."""
+    torch.manual_seed(cfg.seed)
+    model_cfg = cfg.model
+    if first_grid is not None:
+        model_cfg = OmegaConf.merge(cfg.model, {"grid": first_grid})
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        return build_model(model_cfg).to(device=device)
+    finally:
+        torch.set_default_dtype(default_dtype)
 
 
 def load_state_resizing(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> None:

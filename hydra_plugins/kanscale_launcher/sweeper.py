@@ -14,7 +14,6 @@ cartesian product, the sweep is their union, and `params` plus the command line 
 (No `from __future__ import annotations` here: Hydra imports plugins outside sys.modules and
 dataclasses then fail to resolve string annotations.)
 """
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -60,7 +59,7 @@ class KanscaleSweeper(BasicSweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         size = self.max_batch_size if self.max_batch_size not in (None, -1) else len(points)
-        returns, started = [], time.perf_counter()
+        returns = []
         for first in range(0, len(points), size):
             batch = points[first:first + size]
             self.validate_batch_is_legal(batch)
