@@ -71,3 +71,18 @@ def test_grids_sweep_is_a_union_of_products(tmp_path):
                       + [("mlp", (2, h, 1), s) for h in (7, 9) for s in (0, 1)])
     assert got == expected
     assert all(r["experiment"] == "probe" for r in records(tmp_path / "r").values())
+
+
+@pytest.mark.slow
+def test_packed_local_sweep_gives_the_same_records(tmp_path):
+    """hydra.launcher.pack trains seeds together as a stacked ensemble: same run ids and losses."""
+    common = ["-m", *TINY, "optim=adam", "optim.lr=0.01", "train.steps_per_stage=5", "seed=0,1,2"]
+    solo = run_cli([*common, f"results_root={tmp_path / 'solo'}"])
+    packed = run_cli([*common, f"results_root={tmp_path / 'packed'}", "hydra.launcher.pack=3"])
+    assert solo.returncode == 0 and packed.returncode == 0, packed.stderr
+    assert "packing up to 3 runs" in packed.stderr
+    a, b = records(tmp_path / "solo"), records(tmp_path / "packed")
+    assert sorted(a) == sorted(b) and len(a) == 3
+    for run_id in a:
+        assert b[run_id]["n_evals"] == a[run_id]["n_evals"]
+        assert b[run_id]["test_rmse"] == pytest.approx(a[run_id]["test_rmse"], rel=1e-9)

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class KanscaleLocalLauncherConf:
     _target_: str = "hydra_plugins.kanscale_launcher.local_launcher.KanscaleLocalLauncher"
+    # > 0: points that differ only in seed, lr or init train together as stacked ensembles of at
+    # most `pack` models (harness.ensemble.run_many); each still gets its own record.
+    pack: int = 0
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="kanscale_local",
@@ -34,8 +37,9 @@ ConfigStore.instance().store(group="hydra/launcher", name="kanscale_local",
 
 
 class KanscaleLocalLauncher(Launcher):
-    def __init__(self) -> None:
+    def __init__(self, pack: int = 0) -> None:
         self.config = self.hydra_context = self.task_function = None
+        self.pack = pack
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
@@ -54,6 +58,12 @@ class KanscaleLocalLauncher(Launcher):
         todo = [p for p in points if not p.finished()]
         print(f"[kanscale] sweep of {len(points)} runs: {len(points) - len(todo)} already finished, "
               f"{len(todo)} to run", file=sys.stderr)
+        if self.pack > 0 and todo:
+            from harness.ensemble.run_many import run_many
+            print(f"[kanscale] packing up to {self.pack} runs per stacked ensemble", file=sys.stderr)
+            run_many([p.job_config() for p in todo], max_members=self.pack)
+            summarize(points, [None] * len(points))
+            return []
         returns: List[Optional[JobReturn]] = []
         started = time.perf_counter()
         done = 0
