@@ -23,7 +23,7 @@ import seaborn as sns  # noqa: E402
 
 from analysis.claims import CLAIMS, TOY_TASKS, Finding, evaluate_all  # noqa: E402
 from analysis.collect import load_records, runs_table, stages_table  # noqa: E402
-from analysis.errors import AnalysisError  # noqa: E402
+from analysis.errors import AnalysisError, run_cli  # noqa: E402
 from analysis.fit_table import fit_groups, json_safe  # noqa: E402
 from analysis.frontier import usable  # noqa: E402
 from analysis.plots import FORMATS, family_colors, plot_loss_vs_x, save  # noqa: E402
@@ -178,18 +178,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--format", default="png", choices=FORMATS)
     args = parser.parse_args(argv)
-    if not Path(args.results_root).is_dir():
-        print(f"error: results folder {args.results_root} does not exist: run the experiments first "
-              f"(python -m harness.run -m experiment=toy_scaling_quick)", file=sys.stderr)
-        return 2
-    try:
+    def action() -> str:
         md_path, html_path = build_claims_report(Path(args.results_root), Path(args.out),
                                                  n_boot=args.n_boot, seed=args.seed, fmt=args.format)
-    except AnalysisError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {md_path} and {html_path}")
-    return 0
+        return f"wrote {md_path} and {html_path}"
+    return run_cli(action)
 
 
 if __name__ == "__main__":

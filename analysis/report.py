@@ -11,7 +11,6 @@ import base64
 import datetime
 import html
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -19,7 +18,7 @@ from typing import List, Optional, Sequence, Tuple
 import pandas as pd
 
 from analysis.collect import load_records, runs_table, stages_table
-from analysis.errors import AnalysisError
+from analysis.errors import AnalysisError, run_cli
 from analysis.exchange import exchange_table
 from analysis.fit_table import LOSS_COLUMNS, X_COLUMNS, fit_groups, json_safe, print_progress
 from analysis.frontier import POINTS, usable
@@ -192,16 +191,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--format", default="png", choices=FORMATS)
     parser.add_argument("--reference", default="mlp", help="family in the numerator of exchange rates")
     args = parser.parse_args(argv)
-    try:
+    def action() -> str:
         md_path, html_path = build_report(
             Path(args.results_root), Path(args.out), loss=args.loss, form=args.form,
             points=args.points, xs=[x for x in args.x.split(",") if x], n_boot=args.n_boot,
             seed=args.seed, fmt=args.format, reference=args.reference)
-    except AnalysisError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {md_path} and {html_path}")
-    return 0
+        return f"wrote {md_path} and {html_path}"
+    return run_cli(action)
 
 
 if __name__ == "__main__":
