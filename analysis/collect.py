@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import pandas as pd
 
-from analysis.errors import AnalysisError, CollectError
+from analysis.errors import CollectError, run_cli
 from harness.results import RESULT_FILE, RunResult, StageResult  # stdlib-only module, no torch
 
 RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunResult))
@@ -206,7 +206,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", help="write the run table (.parquet or .csv)")
     parser.add_argument("--stages-out", help="write the stage table (.parquet or .csv)")
     args = parser.parse_args(argv)
-    try:
+
+    def action() -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if args.results_root:
@@ -226,10 +227,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.stages_out:
             write_table(stages_table(records), Path(args.stages_out))
             print(f"wrote {args.stages_out}")
-    except AnalysisError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(action)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ CLI: python -m analysis.plots RESULTS_ROOT --out DIR [--format png|svg|pdf] [--n
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -18,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.errors import AnalysisError  # noqa: E402
+from analysis.errors import AnalysisError, run_cli  # noqa: E402
 from analysis.frontier import usable  # noqa: E402
 
 FORMATS = ("png", "svg", "pdf")
@@ -165,7 +164,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
+
+    def action() -> None:
         stages = collect_stages(Path(args.results_root))
         if stages.empty:
             raise AnalysisError(f"no result.json under {args.results_root}: nothing to plot")
@@ -174,10 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             seed=args.seed, progress=print_progress)]
         for path in make_figures(stages, fits, Path(args.out), args.loss, args.format):
             print(path)
-    except AnalysisError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(action)
 
 
 if __name__ == "__main__":

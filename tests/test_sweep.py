@@ -86,3 +86,11 @@ def test_packed_local_sweep_gives_the_same_records(tmp_path):
     for run_id in a:
         assert b[run_id]["n_evals"] == a[run_id]["n_evals"]
         assert b[run_id]["test_rmse"] == pytest.approx(a[run_id]["test_rmse"], rel=1e-9)
+
+
+def test_negative_pack_is_one_line_before_any_run(tmp_path):
+    result = run_cli(["-m", *TINY, f"results_root={tmp_path}", "hydra.launcher.pack=-1"])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "kanscale: config error: hydra.launcher.pack=-1 must be >= 0 (0 = no packing)")
+    assert records(tmp_path) == {}

@@ -48,6 +48,8 @@ class KanscaleLocalLauncher(Launcher):
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         try:
+            if self.pack < 0:
+                raise ConfigError(f"hydra.launcher.pack={self.pack} must be >= 0 (0 = no packing)")
             points = compose_points(self.hydra_context, self.config, job_overrides, initial_job_idx)
             check_points(points)
         except ConfigError as exc:
