@@ -8,6 +8,16 @@ Convention (ours, written down once):
 - the B-spline basis is counted per *input* (it is shared by the `out` edges leaving an input);
 - backward costs 2x forward, so one forward+backward evaluation costs 3x forward
   (Kaplan et al. 2020, arXiv 2001.08361, §2.1).
+
+Yu et al. 2024's convention (`flops_forward_yu2024`, as in their code, github.com/yu-rp/KANbeFair)
+differs from ours in three ways:
+- KAN: the B-spline basis is counted once per *edge* (d_in * d_out times per layer), where we count
+  it once per input (d_in times) and then one contraction; so ours is a fraction of theirs that
+  falls with the fan-out d_out and hardly moves with G (k=3: 0.88x for [2,1,1], 0.44x for
+  [2,5,1], 0.29x for [4,10,1], G from 3 to 1000);
+- MLP: every layer pays its activation, the linear output layer included (their `total_flops`
+  loops over all layers), and tanh costs 6, GELU 14 FLOPs per element (ours: 5 and 8);
+- biases and branch adds are not counted (ours: one add per output).
 """
 from __future__ import annotations
 
@@ -89,25 +99,46 @@ def flops_forward(cfg: Any, grid: Optional[int] = None) -> FlopCount:
     raise ValueError(f"model.family={cfg.family!r} has no FLOP count")
 
 
-def flops_forward_yu2024(cfg: Any, grid: Optional[int] = None) -> int:
-    """Forward FLOPs per example under Yu et al. 2024 (arXiv 2407.16674, §3), for comparison.
+# FLOPs per element of an activation in Yu et al. 2024's code (KANbeFair src/models/utils.py,
+# FLOPs_MAP); "none" is their "zero"/"identity" (no activation, no base branch).
+YU2024_ACTIVATION_FLOPS = {"silu": 5, "relu": 1, "tanh": 6, "gelu": 14, "sigmoid": 4,
+                           "square_relu": 2, "none": 0}
 
-    KAN layer: (d_in*d_out) * [9K(G + 1.5K) + 2G - 2.5K + 3] + 5*d_in (SiLU base).
-    MLP layer: 2*d_in*d_out + act*d_out (act = ACTIVATION_FLOPS, none on the output layer).
+
+def yu2024_kan_layer_flops(d_in: int, d_out: int, g: int, k: int, base_activation: str) -> int:
+    """One KAN layer under Yu et al. 2024 (arXiv 2407.16674 §3; KANbeFair `KANbeFair.layer_flops`).
+
+    Spline part, per edge: 9K(G + 1.5K) + 2G - 2.5K + 1; base branch (absent when "none"):
+    act * d_in + 2 d_in d_out. Written in integers: 13.5K^2 - 2.5K = K(27K - 5)/2 is whole.
     """
-    total = 0.0
+    # Yu et al. 2024, KANbeFair src/models/kanbefair.py `layer_flops`: B-spline basis per edge
+    per_edge = 9 * k * g + k * (27 * k - 5) // 2 + 2 * g + 1
+    flops = d_in * d_out * per_edge
+    if base_activation != "none":
+        # same source: shortcut = FLOPs_MAP[shortcut] * d_in + 2 * d_in * d_out
+        flops += YU2024_ACTIVATION_FLOPS[base_activation] * d_in + 2 * d_in * d_out
+    return flops
+
+
+def yu2024_mlp_layer_flops(d_in: int, d_out: int, activation: str) -> int:
+    """One MLP layer under Yu et al. 2024 (KANbeFair src/models/mlp.py `MLP.layer_flops`):
+    2 d_in d_out + act * d_out; the bias is not counted, the output layer pays its activation."""
+    return 2 * d_in * d_out + YU2024_ACTIVATION_FLOPS[activation] * d_out
+
+
+def flops_forward_yu2024(cfg: Any, grid: Optional[int] = None) -> int:
+    """Forward FLOPs per example under Yu et al. 2024 (arXiv 2407.16674), as in their code.
+
+    KAN: sum of yu2024_kan_layer_flops over layers. MLP: sum of yu2024_mlp_layer_flops over
+    *every* layer, the output layer included (KANbeFair `MLP.total_flops`), whatever the bias.
+    """
     if cfg.family == "kan":
-        g, k = _grid(cfg, grid), cfg.k
-        for d_in, d_out in _layers(cfg.widths):
-            total += d_in * d_out * (9 * k * (g + 1.5 * k) + 2 * g - 2.5 * k + 3)
-            total += ACTIVATION_FLOPS["silu"] * d_in if cfg.base_activation != "none" else 0
-        return int(round(total))
+        g = _grid(cfg, grid)
+        return sum(yu2024_kan_layer_flops(d_in, d_out, g, cfg.k, cfg.base_activation)
+                   for d_in, d_out in _layers(cfg.widths))
     if cfg.family == "mlp":
-        layers = list(_layers(cfg.widths))
-        for i, (d_in, d_out) in enumerate(layers):
-            act = ACTIVATION_FLOPS[cfg.activation] if i < len(layers) - 1 else 0
-            total += 2 * d_in * d_out + act * d_out
-        return int(total)
+        return sum(yu2024_mlp_layer_flops(d_in, d_out, cfg.activation)
+                   for d_in, d_out in _layers(cfg.widths))
     raise ValueError(f"model.family={cfg.family!r} has no FLOP count")
 
 

@@ -1,6 +1,7 @@
 """Parameter and FLOP counts are exact: held against the models and torch's FLOP counter."""
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 from torch.utils.flop_counter import FlopCounterMode
@@ -71,12 +72,64 @@ def test_kan_contraction_flops_match_flop_counter(widths, grid, k, base):
     assert counting.flops_forward(cfg).matmul == counted_matmul_flops(build_model(cfg), widths[0])
 
 
-def test_yu2024_formula_values():
-    # Yu et al. 2024 §3: (d_in d_out)[9K(G+1.5K) + 2G - 2.5K + 3] + 5 d_in, one layer 2->1, G=5, K=3
-    per_edge = 9 * 3 * (5 + 4.5) + 2 * 5 - 7.5 + 3
-    assert counting.flops_forward_yu2024(KANConfig(widths=[2, 1], grid=5, k=3)) == round(2 * per_edge + 10)
-    # MLP [2, 4, 1] with SiLU (5 FLOPs): (2*2*4 + 5*4) + (2*4*1 + 0)
-    assert counting.flops_forward_yu2024(MLPConfig(widths=[2, 4, 1])) == 36 + 8
+# ----- Yu et al. 2024's convention (KANbeFair code: src/models/{kanbefair,mlp,utils}.py) -----
+YU_ACTIVATION = {"silu": 5, "relu": 1, "tanh": 6, "gelu": 14, "none": 0}  # their FLOPs_MAP
+SHAPES = [[2, 1], [2, 1, 1], [2, 5, 1], [4, 10, 3], [1, 7, 7, 2], [6, 3, 9, 1]]
+
+
+def yu_kan_by_hand(widths, g, k, base):
+    """Their KANbeFair.layer_flops written out: float arithmetic, summed over layers."""
+    total = 0.0
+    for d_in, d_out in zip(widths[:-1], widths[1:]):
+        total += d_in * d_out * (9 * k * (g + 1.5 * k) + 2 * g - 2.5 * k + 1)
+        if base != "none":
+            total += YU_ACTIVATION[base] * d_in + 2 * d_in * d_out
+    return total
+
+
+def yu_mlp_by_hand(widths, activation):
+    """Their MLP.total_flops: every layer (the output one too) pays 2 din dout + act dout."""
+    return sum(2 * d_in * d_out + YU_ACTIVATION[activation] * d_out
+               for d_in, d_out in zip(widths[:-1], widths[1:]))
+
+
+@pytest.mark.parametrize("widths", SHAPES)
+@pytest.mark.parametrize("grid,k", [(3, 1), (5, 3), (10, 2), (20, 3), (7, 5)])
+@pytest.mark.parametrize("base", ["silu", "none"])
+def test_yu2024_kan_matches_their_formula(widths, grid, k, base):
+    cfg = KANConfig(widths=widths, grid=grid, k=k, base_activation=base)
+    assert counting.flops_forward_yu2024(cfg) == yu_kan_by_hand(widths, grid, k, base)
+    # a later grid-extension stage is counted at its own grid
+    assert counting.flops_forward_yu2024(cfg, grid=2 * grid) == yu_kan_by_hand(widths, 2 * grid, k, base)
+
+
+@pytest.mark.parametrize("widths", SHAPES)
+@pytest.mark.parametrize("activation", ["silu", "relu", "tanh", "gelu", "none"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_yu2024_mlp_matches_their_formula(widths, activation, bias):
+    cfg = MLPConfig(widths=widths, activation=activation, bias=bias)
+    assert counting.flops_forward_yu2024(cfg) == yu_mlp_by_hand(widths, activation)
+
+
+def test_yu2024_known_values_by_hand():
+    # KAN [2,1], G=5, K=3, SiLU base: 2 edges x (9*3*9.5 + 10 - 7.5 + 1) + 5*2 + 2*2 = 520 + 14
+    assert counting.flops_forward_yu2024(KANConfig(widths=[2, 1], grid=5, k=3)) == 534
+    # without the base branch only the spline part is left: no 2 d_in d_out, no 5 d_in
+    assert counting.flops_forward_yu2024(KANConfig(widths=[2, 1], grid=5, k=3, base_activation="none")) == 520
+    # MLP [2,4,1]: (2*2*4 + act*4) + (2*4*1 + act*1), the linear output layer pays act too
+    assert counting.flops_forward_yu2024(MLPConfig(widths=[2, 4, 1], activation="silu")) == 24 + 5 * 5
+    assert counting.flops_forward_yu2024(MLPConfig(widths=[2, 4, 1], activation="tanh")) == 24 + 6 * 5
+    assert counting.flops_forward_yu2024(MLPConfig(widths=[2, 4, 1], activation="gelu")) == 24 + 14 * 5
+    assert counting.flops_forward_yu2024(MLPConfig(widths=[2, 4, 1], activation="relu")) == 24 + 1 * 5
+
+
+def test_yu2024_counts_the_basis_per_edge_ours_per_input():
+    """The two conventions differ by the basis: theirs grows with d_out at fixed d_in, ours less."""
+    narrow, wide = KANConfig(widths=[2, 1], grid=10, k=3), KANConfig(widths=[2, 8], grid=10, k=3)
+    ours = counting.flops_forward(wide).basis / counting.flops_forward(narrow).basis
+    assert ours == 1  # one basis per input, shared by every edge leaving it
+    spline = counting.yu2024_kan_layer_flops
+    assert spline(2, 8, 10, 3, "none") == 8 * spline(2, 1, 10, 3, "none")  # one per edge
 
 
 def test_train_evaluation_is_three_forwards():
