@@ -36,6 +36,7 @@ class StageResult:
     test_rmse: float
     test_mse: float
     test_median_abs_error: float = float("nan")  # median |f - f*| (the paper's median variant)
+    cpu_time_s: float = float("nan")  # cumulative process CPU time of training (nan: not measured)
     metrics: Dict[str, float] = field(default_factory=dict)  # task-specific (PDE errors, ...)
 
 
@@ -69,6 +70,19 @@ class RunResult:
     test_mse: float
     wall_time_s: float
     test_median_abs_error: float = float("nan")  # median |f - f*| over test points and outputs
+    # Time that does not depend on the neighbours: process CPU seconds over the same training
+    # steps as wall_time_s (all threads of the process), and the 1-minute load average when the
+    # run started and when its record was made (os.getloadavg; nan where unavailable).
+    cpu_time_s: float = float("nan")
+    load_avg_start: float = float("nan")
+    load_avg_end: float = float("nan")
+    # Best and last: test_rmse is the last stage's; best_test_rmse the lowest over the stages
+    # (index best_stage, None when no stage finished).
+    best_test_rmse: float = float("nan")
+    best_stage: Optional[int] = None
+    # Standard deviation (ddof=0) of all test labels: the RMSE of predicting their mean, the
+    # yardstick of the analysis's scaling-regime guard.
+    test_target_std: float = float("nan")
     stages: List[Dict[str, Any]] = field(default_factory=list)
     metrics: Dict[str, float] = field(default_factory=dict)  # task-specific (PDE errors, ...)
     config: Dict[str, Any] = field(default_factory=dict)

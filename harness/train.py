@@ -7,11 +7,12 @@ optimizer ran, checkpoints so it can resume, and writes exactly one result recor
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -111,14 +112,38 @@ def run(cfg: Any, log=print) -> RunResult:
     return Trainer(cfg, config, run_id, run_dir, log).train()
 
 
+def cpu_time() -> float:
+    """CPU seconds used by this process so far, every thread counted.
+
+    process_time, not thread_time: with num_threads > 1 torch runs a step's kernels on its
+    intra-op worker threads, which thread_time (the calling thread only) would not see, so it
+    would undercount by up to num_threads x. process_time also counts the process's other
+    threads (wandb's, OpenMP spin-waits), which are few and this run's own; runs of a sweep
+    share a process only one after another, so no neighbour's work is counted.
+    """
+    return time.process_time()
+
+
+def load_avg_1min() -> float:
+    """The machine's 1-minute load average (os.getloadavg); nan where the OS has none."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return float("nan")
+
+
 @dataclass
 class Progress:
+    """Counters that a checkpoint carries, so a resumed run continues them (all cumulative)."""
     stage: int = 0
     step_in_stage: int = 0
     global_step: int = 0
     n_evals: int = 0
     train_flops: int = 0
     wall_time_s: float = 0.0
+    cpu_time_s: float = 0.0  # measured over the same steps as wall_time_s (see cpu_time)
+    # the load when the run first started (a resumed run keeps it); looked up at call time
+    load_avg_start: float = field(default_factory=lambda: load_avg_1min())
 
 
 class Trainer:
@@ -221,7 +246,7 @@ class Trainer:
 
     def _step(self, optimizer: torch.optim.Optimizer, grid: Optional[int]) -> float:
         cfg, p, data = self.cfg, self.progress, self.data
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_time()
         update_every = cfg.train.update_grid_every
         if (p.stage == 0 and grid is not None and update_every > 0
                 and p.step_in_stage % update_every == 0 and p.step_in_stage < cfg.train.update_grid_until):
@@ -242,6 +267,7 @@ class Trainer:
 
         loss = optimizer.step(closure)
         p.wall_time_s += time.perf_counter() - started
+        p.cpu_time_s += cpu_time() - cpu_started
         return float(loss.detach())
 
     def _stage_inputs(self) -> torch.Tensor:
@@ -281,7 +307,7 @@ class Trainer:
             flops_forward=counting.flops_forward(model_cfg, grid).total,
             flops_forward_yu2024=counting.flops_forward_yu2024(model_cfg, grid),
             step=p.global_step, n_evals=p.n_evals, train_flops=p.train_flops,
-            wall_time_s=p.wall_time_s, train_rmse=math.sqrt(train_mse),
+            wall_time_s=p.wall_time_s, cpu_time_s=p.cpu_time_s, train_rmse=math.sqrt(train_mse),
             test_rmse=math.sqrt(test_mse), test_mse=test_mse,
             test_median_abs_error=self._median_abs_error(),
             metrics=self.task.metrics(self.model, self.data, p.stage, len(self.grids))).__dict__
@@ -322,6 +348,11 @@ class Trainer:
             train_rmse, test_rmse = math.sqrt(self._mse("train")), math.sqrt(test_mse)
             metrics = self.task.metrics(self.model, self.data, len(self.grids) - 1, len(self.grids))
         is_kan = cfg.model.family == "kan"
+        finished = [s for s in self.stages if math.isfinite(s["test_rmse"])]
+        best = min(finished, key=lambda s: s["test_rmse"]) if finished else None
+        data = getattr(self, "data", None)
+        # ddof=0: the RMSE of the constant predictor mean(y), over all test labels and outputs
+        target_std = nan if data is None else float(data.test_label.double().std(correction=0))
         return RunResult(
             run_id=self.run_id, status=status, error=error, experiment=cfg.experiment_name,
             family=cfg.model.family, task=cfg.task.name, seed=cfg.seed,
@@ -332,7 +363,10 @@ class Trainer:
             train_flops=p.train_flops, n_evals=p.n_evals, steps=p.global_step,
             n_train=cfg.task.n_train, optimizer=cfg.optim.name, lr=cfg.optim.lr, dtype=cfg.dtype,
             device=str(self.device), train_rmse=train_rmse, test_rmse=test_rmse,
-            test_mse=test_mse, wall_time_s=p.wall_time_s,
+            test_mse=test_mse, wall_time_s=p.wall_time_s, cpu_time_s=p.cpu_time_s,
+            load_avg_start=p.load_avg_start, load_avg_end=load_avg_1min(),
+            best_test_rmse=nan if best is None else best["test_rmse"],
+            best_stage=None if best is None else best["stage"], test_target_std=target_std,
             test_median_abs_error=median_abs_error, stages=list(self.stages),
             metrics=metrics, config=self.config, **provenance())
 

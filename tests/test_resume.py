@@ -1,7 +1,9 @@
 """An interrupted run resumes from its checkpoint and reaches the same final loss."""
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +11,10 @@ import time
 
 import pytest
 
-from tests.helpers import ROOT, TINY
+import harness.train
+from harness.checkpoint import load_checkpoint
+from harness.train import RunInterrupted, Trainer, run
+from tests.helpers import ROOT, TINY, compose_config
 
 ARGS = [*TINY, "train.steps_per_stage=60", "train.grid_schedule=[3,5]", "train.checkpoint_every=5",
         "model.widths=[2,3,1]"]
@@ -46,6 +51,7 @@ def test_sigterm_then_relaunch_reaches_the_uninterrupted_loss(tmp_path):
     assert proc.returncode == 3, output  # interrupted, checkpoint saved
     run_dir = only_run_dir(interrupted_root)
     assert not (run_dir / "result.json").exists()
+    at_interruption = load_checkpoint(run_dir).progress
 
     resumed = launch(interrupted_root)
     output = resumed.communicate(timeout=300)[0]
@@ -55,3 +61,38 @@ def test_sigterm_then_relaunch_reaches_the_uninterrupted_loss(tmp_path):
     assert got["test_rmse"] == expected["test_rmse"]
     assert got["n_evals"] == expected["n_evals"] and got["train_flops"] == expected["train_flops"]
     assert [s["test_rmse"] for s in got["stages"]] == [s["test_rmse"] for s in expected["stages"]]
+    # CPU time and the start load carry over the interruption (checkpointed Progress)
+    assert 0 < at_interruption["cpu_time_s"] < got["cpu_time_s"]
+    assert got["stages"][0]["cpu_time_s"] < got["stages"][1]["cpu_time_s"] == got["cpu_time_s"]
+    assert got["load_avg_start"] == at_interruption["load_avg_start"]
+
+
+def test_resume_keeps_cpu_time_cumulative_and_the_start_load(tmp_path, monkeypatch):
+    """A fake CPU clock that advances 0.25 s per step and a fake load that changes after the
+    first call: the resumed record must hold 0.25 s x every step, and the first load."""
+    ticks = itertools.count()
+    monkeypatch.setattr(harness.train, "cpu_time", lambda: 0.25 * next(ticks))  # +0.25 s per call
+    loads = iter([7.0] + [9.0] * 100)
+    monkeypatch.setattr(harness.train, "load_avg_1min", lambda: next(loads))
+    cfg = compose_config(["train.grid_schedule=[3,5]", "train.steps_per_stage=4",
+                          "train.checkpoint_every=100", "model.widths=[2,2,1]"], tmp_path)
+    original_step = Trainer._step
+
+    def step_then_preempt(self, optimizer, grid):
+        loss = original_step(self, optimizer, grid)
+        if self.progress.global_step == 5:  # the 6th step, in the second stage: send SIGUSR1
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return loss
+
+    monkeypatch.setattr(Trainer, "_step", step_then_preempt)
+    with pytest.raises(RunInterrupted):
+        run(cfg, log=lambda *_: None)
+    progress = load_checkpoint(tmp_path / only_run_dir(tmp_path).name).progress
+    assert (progress["global_step"], progress["cpu_time_s"], progress["load_avg_start"]) == (6, 1.5, 7.0)
+
+    monkeypatch.setattr(Trainer, "_step", original_step)
+    result = run(cfg, log=lambda *_: None)
+    assert result.status == "done" and result.steps == 8
+    assert [s["cpu_time_s"] for s in result.stages] == [1.0, 2.0]  # 0.25 s x steps so far
+    assert result.cpu_time_s == 2.0  # not 0.5, the steps after the resume alone
+    assert (result.load_avg_start, result.load_avg_end) == (7.0, 9.0)

@@ -13,8 +13,11 @@ interrupted between stage ends resumes member by member from their stage-end che
 
 Numbers: a member's trajectory does not depend on which or how many members share its stack
 (tests/test_ensemble.py), and matches a solo `run` up to round-off; LBFGS amplifies round-off, so
-after many iterations the two are equally good, not equal. wall_time_s is the stack's time shared
-equally among its live members.
+after many iterations the two are equally good, not equal. wall_time_s and cpu_time_s are the
+stack's: measured around each batched step (wall clock; process CPU time, all threads) and
+shared equally among the members alive in that step. load_avg_start is taken when the stack's
+members are set up, load_avg_end when each record is made; best_test_rmse, best_stage and
+test_target_std come from the member's own stages and data, as for a solo run.
 """
 from __future__ import annotations
 

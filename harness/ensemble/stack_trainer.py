@@ -21,7 +21,7 @@ from harness.ensemble.batched_adam import BatchedAdam
 from harness.ensemble.batched_lbfgs import BatchedLBFGS
 from harness.ensemble.regrid import extend_grid, update_grid_from_samples
 from harness.ensemble.stacked import member_losses, stack, trainable_parameters
-from harness.train import Trainer, build_initial_model
+from harness.train import Trainer, build_initial_model, cpu_time
 
 
 class Member:
@@ -96,7 +96,7 @@ class StackTrainer:
         train = self.cfg.train
         update_every, update_until = int(train.update_grid_every), int(train.update_grid_until)
         for step_in_stage in range(int(train.steps_per_stage)):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), cpu_time()
             self._inject_failures(live)
             if (stage == 0 and grid is not None and update_every > 0
                     and step_in_stage % update_every == 0 and step_in_stage < update_until):
@@ -113,7 +113,8 @@ class StackTrainer:
                 return losses.detach()
 
             losses, evals = self.optimizer.step(closure)
-            self._account(live, losses, evals, flops_per_eval, time.perf_counter() - started, grid)
+            self._account(live, losses, evals, flops_per_eval, time.perf_counter() - started,
+                          cpu_time() - cpu_started, grid)
             self._test_losses(stacked, live)
         self._each(live, lambda j, member: self._end_stage(stacked, j, member, grid))
 
@@ -124,8 +125,12 @@ class StackTrainer:
                 member.stop("failed", *_failure(f"injected failure at step {p.global_step} (fail_at_step)"))
                 self.optimizer.freeze(j)
 
-    def _account(self, live: List[Member], losses, evals, flops_per_eval: int, elapsed: float, grid) -> None:
-        """Count each live member's step, test its loss for divergence, keep its log row."""
+    def _account(self, live: List[Member], losses, evals, flops_per_eval: int, elapsed: float,
+                 cpu_elapsed: float, grid) -> None:
+        """Count each live member's step, test its loss for divergence, keep its log row.
+
+        Time is the stack's: a step's wall and CPU seconds are measured once around the batched
+        step and shared equally among the members alive in it."""
         n_live = sum(m.alive for m in live)
         for j, member in enumerate(live):
             if not member.alive:
@@ -134,6 +139,7 @@ class StackTrainer:
             p.n_evals += evals[j]
             p.train_flops += evals[j] * flops_per_eval
             p.wall_time_s += elapsed / n_live  # the stack's time, shared
+            p.cpu_time_s += cpu_elapsed / n_live  # the stack's process CPU time, shared alike
             p.step_in_stage += 1
             p.global_step += 1
             loss = losses[j]
