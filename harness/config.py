@@ -50,6 +50,12 @@ class TaskConfig:
     n_train: int = 1000
     n_test: int = 1000
     seed: int = 0  # data seed: runs that differ in `seed` share the same data
+    # A user's table (task=table_file only; see harness/tasks/table_file.py): a .csv, .parquet or
+    # .pq file, the columns to predict, the input columns (empty = all others), and the kind.
+    path: Optional[str] = None
+    target_columns: List[str] = field(default_factory=list)
+    feature_columns: List[str] = field(default_factory=list)
+    kind: str = "regression"  # regression or classification
 
 
 @dataclass
@@ -128,10 +134,8 @@ def resolve(cfg: Any) -> Any:
     hidden = cfg.model.get("hidden") if hasattr(cfg.model, "get") else cfg.model.hidden
     if hidden is None:
         return cfg
-    from harness.tasks import TASK_REGISTRY
-    task = TASK_REGISTRY.get(cfg.task.name)
-    if task is None:
-        raise ConfigError(f"task.name={cfg.task.name!r} is unknown; choose one of {sorted(TASK_REGISTRY)}")
+    from harness.tasks import task_of
+    task = task_of(cfg.task)  # ConfigError for an unknown name or an unreadable table file
     cfg = copy.deepcopy(cfg)
     cfg.model.widths = [task.d_in, *list(hidden), task.d_out]
     cfg.model.hidden = None
@@ -146,7 +150,7 @@ def _require(ok: bool, message: str) -> None:
 def validate(cfg: Any) -> None:
     """Check values that types cannot; raise ConfigError with one line naming the key."""
     from harness.models import MODEL_REGISTRY
-    from harness.tasks import TASK_REGISTRY
+    from harness.tasks import task_of
 
     model = cfg.model
     family = model.family
@@ -177,9 +181,12 @@ def validate(cfg: Any) -> None:
         _require(model.activation in ACTIVATIONS,
                  f"model.activation={model.activation!r}: choose one of {sorted(ACTIVATIONS)}")
     task = cfg.task
-    _require(task.name in TASK_REGISTRY,
-             f"task.name={task.name!r} is unknown; choose one of {sorted(TASK_REGISTRY)}")
-    spec = TASK_REGISTRY[task.name]
+    # The registry entry specialised to the task fields: table tasks refuse n_train / n_test over
+    # their rows; task=table_file reads task.path and checks its columns (harness/tasks/table_file.py).
+    spec = task_of(task)
+    _require(task.name == "table_file" or not (task.path or task.target_columns or task.feature_columns),
+             f"task.path, task.target_columns and task.feature_columns are read only by "
+             f"task=table_file (task.name={task.name!r})")
     if family == "kan" and model.implementation == "fast" and spec.needs_second_derivatives:
         raise ConfigError(f"task {task.name} differentiates the model twice, which the fast KAN "
                           f"layer does not support: set model.implementation=reference")

@@ -25,7 +25,7 @@ from harness.config import RunConfig, resolve, validate
 from harness.models import build_model
 from harness.results import RunResult, StageResult, read_result, run_id_of, write_result
 from harness.provenance import provenance
-from harness.tasks import TASK_REGISTRY, Dataset
+from harness.tasks import Dataset, task_of
 from harness.tracking import Tracker
 
 
@@ -152,7 +152,7 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.dtype = getattr(torch, cfg.dtype)
         self.grids = stage_grids(cfg)
-        self.task = TASK_REGISTRY[cfg.task.name]
+        self.task = task_of(cfg.task)
         self.stages: List[Dict[str, Any]] = []
         self.progress = Progress()
 
@@ -291,13 +291,14 @@ class Trainer:
 
     @torch.no_grad()
     def _median_abs_error(self) -> float:
-        return float(torch.median(torch.abs(self.model(self.data.test_input) - self.data.test_label)))
+        prediction = self.task.predict(self.model, self.data.test_input)
+        return float(torch.median(torch.abs(prediction - self.data.test_label)))
 
     @torch.no_grad()
     def _mse(self, split: str) -> float:
         x = getattr(self.data, f"{split}_input")
         y = getattr(self.data, f"{split}_label")
-        return float(torch.mean((self.model(x) - y) ** 2))
+        return float(torch.mean((self.task.predict(self.model, x) - y) ** 2))
 
     def _stage_record(self, grid: Optional[int]) -> Dict[str, Any]:
         p, model_cfg = self.progress, self.cfg.model

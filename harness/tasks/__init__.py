@@ -4,7 +4,7 @@ Adding a task: a module defining `Task` objects, imported below, and a YAML file
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict
 
 from harness.tasks.base import Dataset, Task, make_dataset
 
@@ -18,10 +18,23 @@ def register(task: Task) -> Task:
     return task
 
 
+def task_of(task_cfg: Any) -> Task:
+    """The Task a config's `task` group asks for: the registry entry for task.name, specialised to
+    the config's task fields (a user's table is read here). One-line ConfigError if it cannot be."""
+    from harness.config import ConfigError
+    task = TASK_REGISTRY.get(task_cfg.name)
+    if task is None:
+        raise ConfigError(f"task.name={task_cfg.name!r} is unknown; choose one of {sorted(TASK_REGISTRY)}")
+    return task.specialise(task_cfg)
+
+
 from harness.tasks import toy  # noqa: E402,F401  (registers the paper's toy functions)
 from harness.tasks import special  # noqa: E402,F401  (the paper's special functions, §3.2)
 from harness.tasks import feynman  # noqa: E402,F401  (the paper's Feynman equations, §3.3)
 from harness.tasks import pde  # noqa: E402,F401  (the paper's Poisson PDE, §3.4)
 from harness.tasks import continual  # noqa: E402,F401  (the paper's continual learning, §3.5)
+from harness.tasks import sklearn_tables  # noqa: E402,F401  (scikit-learn's bundled tables)
+from harness.tasks import mnist1d  # noqa: E402,F401  (MNIST-1D, generated locally)
+from harness.tasks import table_file  # noqa: E402,F401  (a user's CSV or parquet file)
 
-__all__ = ["TASK_REGISTRY", "Task", "Dataset", "make_dataset", "register"]
+__all__ = ["TASK_REGISTRY", "Task", "Dataset", "make_dataset", "register", "task_of"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -45,6 +45,12 @@ class Task:
 
     # Hooks the trainer calls; regression tasks keep the defaults, PDE and continual-learning
     # tasks override them.
+    def specialise(self, task_cfg: Any) -> "Task":
+        """The task a config's `task` fields describe (see harness.tasks.task_of); raises a one-line
+        ConfigError for fields it cannot serve. Fixed tasks are themselves; a user's table file
+        (tasks.table_file) is read here."""
+        return self
+
     def make_dataset(self, n_train: int, n_test: int, seed: int, dtype: torch.dtype,
                      device: Optional[torch.device]) -> Dataset:
         return make_dataset(self, n_train, n_test, seed, dtype, device)
@@ -53,6 +59,11 @@ class Task:
              data: Dataset) -> torch.Tensor:
         """Training loss on a batch (x, y) of the training set: MSE."""
         return torch.mean((model(x) - y) ** 2)
+
+    def predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """What the record's RMSE and median error compare with the labels: the model's output
+        (classification tasks: class probabilities)."""
+        return model(x)
 
     def stage_indices(self, data: Dataset, stage: int, n_stages: int) -> Optional[torch.Tensor]:
         """Training examples seen in a stage; None = all (continual learning restricts them)."""
