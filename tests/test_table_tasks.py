@@ -280,3 +280,23 @@ def test_table_tasks_compose_from_their_yaml_files():
         task = TASK_REGISTRY[name]
         assert (cfg.task.n_train, cfg.task.n_test) == (task.n_rows_train, task.n_rows_test)
         validate(resolve(cfg))
+
+
+def test_regression_tables_stack_and_classification_runs_solo(tmp_path):
+    """run_many stacks regression tables (plain MSE) with records equal to a solo run's; a
+    classification table (its own loss) and a user's file go to the solo trainer."""
+    from harness.ensemble.run_many import groupable, run_many
+    common = ["model=mlp", "model.hidden=[8]", *ADAM]
+    diabetes = ["task=table_diabetes", "task.n_train=331", "task.n_test=111"]
+    cfgs = [compose_config([*common, *diabetes, f"seed={seed}"], tmp_path / "many") for seed in (0, 1)]
+    wine = compose_config([*common, "task=table_wine", "task.n_train=133", "task.n_test=45"],
+                          tmp_path / "many")
+    assert groupable(cfgs[0]) and not groupable(wine)
+    assert not groupable(compose_config([*common, "task=table_file"]))
+    stacked = run_many([*cfgs, wine], **QUIET)
+    assert [r.status for r in stacked] == ["done"] * 3
+    assert stacked[0].test_rmse != stacked[1].test_rmse
+    assert 0.8 < stacked[2].metrics["test_accuracy"] <= 1
+    solo = run(compose_config([*common, *diabetes, "seed=0"], tmp_path / "solo"), **QUIET)
+    assert stacked[0].test_rmse == pytest.approx(solo.test_rmse, rel=1e-9)
+    assert stacked[0].metrics == pytest.approx(solo.metrics, rel=1e-9)
