@@ -184,7 +184,8 @@ def validate(cfg: Any) -> None:
     # The registry entry specialised to the task fields: table tasks refuse n_train / n_test over
     # their rows; task=table_file reads task.path and checks its columns (harness/tasks/table_file.py).
     spec = task_of(task)
-    _require(task.name == "table_file" or not (task.path or task.target_columns or task.feature_columns),
+    file_fields = [getattr(task, key, None) for key in ("path", "target_columns", "feature_columns")]
+    _require(task.name == "table_file" or not any(file_fields),
              f"task.path, task.target_columns and task.feature_columns are read only by "
              f"task=table_file (task.name={task.name!r})")
     if family == "kan" and model.implementation == "fast" and spec.needs_second_derivatives:
