@@ -113,22 +113,25 @@ class TableTask(Task):
     n_rows_test: int = 0
 
     def specialise(self, task_cfg: Any) -> "TableTask":
+        self.check_sizes(task_cfg.n_train, task_cfg.n_test)
+        return self
+
+    def check_sizes(self, n_train: int, n_test: int) -> None:
         """Refuse sizes the table cannot give (one line naming the maximum)."""
-        for key, asked, available in (("n_train", task_cfg.n_train, self.n_rows_train),
-                                      ("n_test", task_cfg.n_test, self.n_rows_test)):
+        for key, asked, available in (("n_train", n_train, self.n_rows_train),
+                                      ("n_test", n_test, self.n_rows_test)):
             if asked > available:
                 part = "training" if key == "n_train" else "test"
                 raise ConfigError(f"task.{key}={asked} is more than the {available} {part} rows of "
                                   f"task {self.name} ({self.n_rows_train + self.n_rows_test} rows, "
                                   f"{self.n_rows_test} held out for test); set task.{key}<={available}")
-        return self
 
     def make_dataset(self, n_train: int, n_test: int, seed: int, dtype: torch.dtype,
                      device: Optional[torch.device]) -> Dataset:
         split = cached_split(self, seed)
         assert split.x_train.shape == (self.n_rows_train, self.d_in), split.x_train.shape
         assert split.x_test.shape == (self.n_rows_test, self.d_in), split.x_test.shape
-        self.specialise(_Sizes(n_train, n_test))
+        self.check_sizes(n_train, n_test)
         x_train, x_test = split.x_train[:n_train], split.x_test[:n_test]
         mean, scale = standardisation(x_train)
         labels, extras = self.encode_targets(split.y_train[:n_train], split.y_test[:n_test])
@@ -141,12 +144,6 @@ class TableTask(Task):
                        ) -> Tuple[Tuple[np.ndarray, np.ndarray], Dict[str, np.ndarray]]:
         """Raw targets -> (train labels (n_train, d_out), test labels (n_test, d_out)), extras."""
         raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class _Sizes:
-    n_train: int
-    n_test: int
 
 
 @dataclass(frozen=True)
