@@ -108,18 +108,21 @@ class RunConfig:
 
 
 def register_configs() -> None:
-    """Register the schemas the YAML files in configs/ extend (`defaults: [base_kan, _self_]`)."""
+    """Register the schemas the YAML files in configs/ extend (`defaults: [/schema_kan, _self_]`).
+
+    The schemas are stored outside the selectable groups (no `group=`), so `--help` lists only
+    real options and `model=schema_kan` fails like any unknown option. Task options are not
+    files: `harness.tasks.register` stores one `task` node per registered task.
+    """
     cs = ConfigStore.instance()
     # The model node is left untyped here (MISSING): the chosen group file (kan or mlp) brings
     # its own schema, so `model=mlp` can replace a KANConfig without a merge error.
     cs.store(name="base_config", node=RunConfig(model=MISSING))
-    cs.store(group="model", name="base_kan", node=KANConfig)
-    cs.store(group="model", name="base_mlp", node=MLPConfig)
-    cs.store(group="task", name="base_task", node=TaskConfig)
-    cs.store(group="optim", name="base_optim", node=OptimConfig)
-
-
-register_configs()
+    cs.store(name="schema_kan", node=KANConfig)
+    cs.store(name="schema_mlp", node=MLPConfig)
+    cs.store(name="schema_task", node=TaskConfig)
+    cs.store(name="schema_optim", node=OptimConfig)
+    import harness.tasks  # noqa: F401  (its `register` stores the `task` options)
 
 
 def resolve(cfg: Any) -> Any:
@@ -204,3 +207,6 @@ def validate(cfg: Any) -> None:
     _require(cfg.num_threads >= 0, f"num_threads={cfg.num_threads} must be >= 0 (0 = torch default)")
     _require(cfg.wandb.mode in ("offline", "online", "disabled"),
              f"wandb.mode={cfg.wandb.mode!r}: choose offline, online or disabled")
+
+
+register_configs()  # last: harness.tasks imports this module's TaskConfig
