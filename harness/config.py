@@ -7,7 +7,10 @@ one line naming the key and saying what to do.
 from __future__ import annotations
 
 import copy
+import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -114,18 +117,21 @@ class RunConfig:
 
 
 def register_configs() -> None:
-    """Register the schemas the YAML files in configs/ extend (`defaults: [base_kan, _self_]`)."""
+    """Register the schemas the YAML files in configs/ extend (`defaults: [/schema_kan, _self_]`).
+
+    The schemas are stored outside the selectable groups (no `group=`), so `--help` lists only
+    real options and `model=schema_kan` fails like any unknown option. Task options are not
+    files: `harness.tasks.register` stores one `task` node per registered task.
+    """
     cs = ConfigStore.instance()
     # The model node is left untyped here (MISSING): the chosen group file (kan or mlp) brings
     # its own schema, so `model=mlp` can replace a KANConfig without a merge error.
     cs.store(name="base_config", node=RunConfig(model=MISSING))
-    cs.store(group="model", name="base_kan", node=KANConfig)
-    cs.store(group="model", name="base_mlp", node=MLPConfig)
-    cs.store(group="task", name="base_task", node=TaskConfig)
-    cs.store(group="optim", name="base_optim", node=OptimConfig)
-
-
-register_configs()
+    cs.store(name="schema_kan", node=KANConfig)
+    cs.store(name="schema_mlp", node=MLPConfig)
+    cs.store(name="schema_task", node=TaskConfig)
+    cs.store(name="schema_optim", node=OptimConfig)
+    import harness.tasks  # noqa: F401  (its `register` stores the `task` options)
 
 
 def resolve(cfg: Any) -> Any:
@@ -148,7 +154,14 @@ def _require(ok: bool, message: str) -> None:
 
 
 def validate(cfg: Any) -> None:
-    """Check values that types cannot; raise ConfigError with one line naming the key."""
+    """Check values that types cannot; raise ConfigError with one line naming the key.
+
+    Every field of every dataclass above has a check here, or a reason it needs none:
+    KANConfig.hidden is folded into widths by `resolve` (checked as widths);
+    train_base_weight, train_spline_weight, MLPConfig.bias are booleans (typed);
+    seeds (seed, task.seed) are any integer (torch accepts them all);
+    wandb.project/entity are free text; fail_at_step is a test-only fault injector.
+    """
     from harness.models import MODEL_REGISTRY
     from harness.tasks import task_of
 
@@ -161,18 +174,33 @@ def validate(cfg: Any) -> None:
     for i, w in enumerate(widths):
         _require(isinstance(w, int) and w > 0,
                  f"model.widths[{i}]={w} must be a positive integer (got widths={widths})")
+    train = cfg.train
+    schedule = list(train.grid_schedule)
+    for i, g in enumerate(schedule):
+        _require(g >= 1, f"train.grid_schedule[{i}]={g} must be >= 1 (grid intervals of stage {i})")
+    for i in range(1, len(schedule)):
+        # Grid extension refines a spline onto a finer grid (Liu et al. 2024, §2.4); a coarser one
+        # would throw away what was learnt, so a shrinking schedule is refused rather than run.
+        _require(schedule[i] >= schedule[i - 1],
+                 f"train.grid_schedule={schedule} shrinks at stage {i} ({schedule[i - 1]} -> "
+                 f"{schedule[i]}); grid extension only refines: make it non-decreasing")
     if family == "kan":
         _require(model.k >= 1, f"model.k={model.k} must be >= 1 (spline order)")
         _require(model.grid >= 1, f"model.grid={model.grid} must be >= 1 interval")
         _require(model.grid >= model.k,
                  f"model.grid={model.grid} is smaller than the spline order model.k={model.k}; "
                  f"use grid >= k")
-        for i, g in enumerate(cfg.train.grid_schedule):
+        for i, g in enumerate(schedule):
             _require(g >= model.k, f"train.grid_schedule[{i}]={g} is smaller than model.k={model.k}")
+        _require(len(model.grid_range) == 2,
+                 f"model.grid_range={list(model.grid_range)} must be two numbers [lo, hi]")
         lo, hi = model.grid_range
-        _require(lo < hi, f"model.grid_range={list(model.grid_range)} must be increasing")
+        _require(math.isfinite(lo) and math.isfinite(hi) and lo < hi,
+                 f"model.grid_range={list(model.grid_range)} must be finite and increasing")
         _require(model.base_activation in ("silu", "none"),
                  f"model.base_activation={model.base_activation!r}: choose silu or none")
+        _require(math.isfinite(model.noise_scale) and model.noise_scale >= 0,
+                 f"model.noise_scale={model.noise_scale} must be >= 0 (0 = no initial noise)")
         _require(0.0 <= model.grid_eps <= 1.0, f"model.grid_eps={model.grid_eps} must be in [0, 1]")
         _require(model.implementation in ("reference", "fast"),
                  f"model.implementation={model.implementation!r}: choose reference or fast")
@@ -194,21 +222,68 @@ def validate(cfg: Any) -> None:
     _require(widths[0] == spec.d_in and widths[-1] == spec.d_out,
              f"model.widths={widths} must start with d_in={spec.d_in} and end with "
              f"d_out={spec.d_out} for task {task.name}")
-    _require(task.n_train > 0 and task.n_test > 0,
-             f"task.n_train={task.n_train} and task.n_test={task.n_test} must be positive")
+    _require(task.n_train > 0, f"task.n_train={task.n_train} must be positive")
+    _require(task.n_test > 0, f"task.n_test={task.n_test} must be positive")
     optim = cfg.optim
     _require(optim.name in ("lbfgs", "adam", "adamw"),
              f"optim.name={optim.name!r}: choose lbfgs, adam or adamw")
-    _require(optim.lr > 0, f"optim.lr={optim.lr} must be positive")
+    _require(math.isfinite(optim.lr) and optim.lr > 0, f"optim.lr={optim.lr} must be positive")
+    _require(math.isfinite(optim.weight_decay) and optim.weight_decay >= 0,
+             f"optim.weight_decay={optim.weight_decay} must be >= 0 (0 = none)")
+    _require(optim.name != "lbfgs" or optim.weight_decay == 0,
+             f"optim.weight_decay={optim.weight_decay} is not applied by lbfgs: set it to 0 or "
+             f"use optim=adam / optim=adamw")
     _require(optim.batch_size == -1 or optim.batch_size > 0,
              f"optim.batch_size={optim.batch_size} must be positive, or -1 for full batch")
+    _require(optim.history_size >= 1,
+             f"optim.history_size={optim.history_size} must be >= 1 (L-BFGS memory; pykan: 10)")
     _require(optim.line_search in ("strong_wolfe", "none"),
              f"optim.line_search={optim.line_search!r}: choose strong_wolfe or none")
-    _require(cfg.train.steps_per_stage >= 0,
-             f"train.steps_per_stage={cfg.train.steps_per_stage} must be >= 0")
+    _require(optim.max_iter >= 1,
+             f"optim.max_iter={optim.max_iter} must be >= 1 (L-BFGS iterations per step; "
+             f"0 would train nothing; pykan: 20)")
+    for key in ("tolerance_grad", "tolerance_change"):
+        value = getattr(optim, key)
+        _require(value >= 0, f"optim.{key}={value} must be >= 0 (L-BFGS stopping tolerance)")
+    _require(train.steps_per_stage >= 1,
+             f"train.steps_per_stage={train.steps_per_stage} must be >= 1 (0 would train nothing)")
+    _require(train.update_grid_every >= 0,
+             f"train.update_grid_every={train.update_grid_every} must be >= 0 (0 = no grid updates)")
+    _require(train.update_grid_until >= 0,
+             f"train.update_grid_until={train.update_grid_until} must be >= 0 (0 = no grid updates)")
+    _require(train.log_every >= 1,
+             f"train.log_every={train.log_every} must be >= 1 (log the loss every N steps)")
+    _require(train.checkpoint_every >= 1,
+             f"train.checkpoint_every={train.checkpoint_every} must be >= 1 (checkpoint every N "
+             f"steps; every stage end checkpoints anyway, so a large value means stage ends only)")
+    _require(train.max_loss > 0,  # NaN compares False: refused too
+             f"train.max_loss={train.max_loss} must be positive (a loss above it = diverged)")
+    _require(bool(cfg.experiment_name) and "/" not in str(cfg.experiment_name),
+             f"experiment_name={cfg.experiment_name!r} must be a non-empty name without '/' "
+             f"(it names folders and manifests)")
     _require(cfg.dtype in ("float32", "float64"), f"dtype={cfg.dtype!r}: choose float32 or float64")
     _require(cfg.device in ("cpu", "cuda", "auto") or str(cfg.device).startswith("cuda:"),
              f"device={cfg.device!r}: choose cpu, cuda or auto")
     _require(cfg.num_threads >= 0, f"num_threads={cfg.num_threads} must be >= 0 (0 = torch default)")
     _require(cfg.wandb.mode in ("offline", "online", "disabled"),
              f"wandb.mode={cfg.wandb.mode!r}: choose offline, online or disabled")
+    check_results_root(str(cfg.results_root))
+
+
+def check_results_root(root: str) -> None:
+    """One line when `root` cannot hold results: a file on its path, or a folder not writable.
+
+    Looks at `root` or, when it does not exist yet, its nearest existing parent; creates nothing.
+    """
+    existing = Path(root)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    _require(existing.is_dir(),
+             f"results_root={root!r}: {existing} is a file, not a folder; set results_root to a "
+             f"folder (it is created if missing)")
+    _require(os.access(existing, os.W_OK | os.X_OK),
+             f"results_root={root!r}: {existing} is not writable (read-only); set results_root to a "
+             f"writable folder")
+
+
+register_configs()  # last: harness.tasks imports this module's TaskConfig

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Dict
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config import ConfigError
+from harness.config import ConfigError, check_results_root, resolve, validate
 from harness.train import RunInterrupted, run
 
 
@@ -30,6 +31,28 @@ def run_and_summarize(cfg: DictConfig) -> Dict[str, Any]:
             "test_rmse": result.test_rmse, "n_params": result.n_params,
             "wall_time_s": result.wall_time_s,
             "run_dir": str(Path(cfg.results_root) / result.run_id)}
+
+
+class ValidateFirst(Callback):
+    """`hydra.callbacks` in configs/config.yaml: checks run before Hydra creates its folders under
+    results_root, so a bad value (a results_root that is a file or read-only included) is one line
+    and exit code 2, and nothing is written. A single run checks its whole config; a sweep checks
+    the results_root of its sweep folder here, and the kanscale launchers then check every point
+    before running any."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _exit_on_config_error(lambda: validate(resolve(job_config(config))))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _exit_on_config_error(lambda: check_results_root(str(config.results_root)))
+
+
+def _exit_on_config_error(check) -> None:
+    try:
+        check()
+    except ConfigError as exc:
+        print(f"kanscale: config error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")

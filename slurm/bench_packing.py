@@ -1,6 +1,6 @@
 """Wall time of sweeps through `launcher=slurm`: a 4-point sweep, and 64 tiny runs packed or not.
 
-    bash slurm/local-cluster.sh up && source /tmp/kanscale-slurm/env.sh
+    bash slurm/local-cluster.sh up && eval "$(bash slurm/local-cluster.sh env)"
     python slurm/bench_packing.py [--partition debug] [--runs 64] [--packed 16]
 
 Each figure is the wall time of the whole command (`python -m harness.run -m ... launcher=slurm`)

@@ -4,25 +4,40 @@
 #   bash slurm/local-cluster.sh up [--timeout S]   # start munged, MariaDB, slurmdbd, slurmctld, slurmd
 #   bash slurm/local-cluster.sh status             # which daemons run; sinfo and squeue
 #   bash slurm/local-cluster.sh down [--purge]     # stop them by PID in reverse order; --purge: rm state
+#   bash slurm/local-cluster.sh paths              # state dir, env file, ports, sockets (starts nothing)
+#   bash slurm/local-cluster.sh env                # the export lines of the env file (starts nothing)
 #
-# Everything (configs, keys, database, spool, logs, pid files) lives under one state directory,
-# ${KANSCALE_SLURM_DIR:-/tmp/kanscale-slurm}; nothing is written to /etc or /run. Clients find the
-# cluster through SLURM_CONF: `up` prints the export line and writes $STATE/env.sh to source.
+# Everything (configs, keys, database, spool, logs, pid files, sockets) lives under one state
+# directory derived from this checkout, so two checkouts on one machine never share daemons or
+# state: <checkout>/.slurm-state (git-ignored), or /tmp/kanscale-slurm-<uid>-<hash of the
+# checkout path> when the checkout path is too long for unix socket paths (108 bytes). The ports
+# are derived from the state dir too. Nothing is written to /etc or /run. Clients find the cluster
+# through SLURM_CONF: `up` prints the export line and writes $STATE/env.sh to source.
 # Daemons run as the calling user (root in CI). Debian packages needed:
 #   apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge slurmdbd mariadb-server
-# Knobs (environment): KANSCALE_SLURM_DIR, KANSCALE_SLURM_CPUS (CPUs declared for the node,
-# default max(nproc, 4)), KANSCALE_SLURM_PORT_BASE (slurmctld=base, slurmd=+1, slurmdbd=+2,
-# mariadb=+3; default 16817, off the standard ports so a system slurm does not clash).
+# Knobs (environment): KANSCALE_SLURM_DIR (the state dir), KANSCALE_SLURM_CPUS (CPUs declared for
+# the node, default max(nproc, 4)), KANSCALE_SLURM_PORT_BASE (slurmctld=base, slurmd=+1,
+# slurmdbd=+2, mariadb=+3; default 20000 + 4 * (hash of the state dir mod 3000), i.e. in
+# 20000-31999: off the standard 6817-6819 and below Linux's ephemeral ports).
 set -euo pipefail
 
-STATE=$(realpath -m "${KANSCALE_SLURM_DIR:-/tmp/kanscale-slurm}")  # daemons chdir: keep it absolute
+CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+default_state_dir() {
+    local dir=$CHECKOUT/.slurm-state
+    # The longest socket path under the state dir is $STATE/munge/munge.socket (+19 bytes).
+    if ((${#dir} > 80)); then
+        dir=/tmp/kanscale-slurm-$(id -u)-$(printf '%s' "$CHECKOUT" | cksum | cut -d' ' -f1)
+    fi
+    echo "$dir"
+}
+STATE=$(realpath -m "${KANSCALE_SLURM_DIR:-$(default_state_dir)}")  # daemons chdir: keep it absolute
 MARKER=$STATE/.kanscale-local-cluster  # `up` claims the directory; `down --purge` removes only claimed ones
 ETC=$STATE/etc
 RUN=$STATE/run
 LOG=$STATE/log
 ENV_FILE=$STATE/env.sh
 export SLURM_CONF=$ETC/slurm.conf
-PORT_BASE=${KANSCALE_SLURM_PORT_BASE:-16817}
+PORT_BASE=${KANSCALE_SLURM_PORT_BASE:-$((20000 + 4 * ($(printf '%s' "$STATE" | cksum | cut -d' ' -f1) % 3000)))}
 CTLD_PORT=$PORT_BASE
 SLURMD_PORT=$((PORT_BASE + 1))
 DBD_PORT=$((PORT_BASE + 2))
@@ -244,8 +259,7 @@ cmd_up() {
         }
         say "node localhost idle $(elapsed) after up"
     fi
-    printf 'export SLURM_CONF=%s\n' "$SLURM_CONF" >"$ENV_FILE"
-    printf 'export KANSCALE_SLURM_DIR=%s\n' "$STATE" >>"$ENV_FILE"
+    cmd_env >"$ENV_FILE"
     say "env file: $ENV_FILE   (source it, or:)"
     echo "export SLURM_CONF=$SLURM_CONF"
 }
@@ -300,9 +314,22 @@ cmd_status() {
     echo "export SLURM_CONF=$SLURM_CONF"
 }
 
+cmd_env() {  # what env.sh holds. Not KANSCALE_SLURM_DIR: another checkout run from a shell that
+    # sourced this file would then take this checkout's state dir and ports.
+    printf 'export SLURM_CONF=%s\n' "$SLURM_CONF"
+}
+
+cmd_paths() {  # KEY=VALUE lines; starts and writes nothing
+    printf '%s\n' "CHECKOUT=$CHECKOUT" "STATE_DIR=$STATE" "SLURM_CONF=$SLURM_CONF" "ENV_FILE=$ENV_FILE" \
+        "SLURMCTLD_PORT=$CTLD_PORT" "SLURMD_PORT=$SLURMD_PORT" "SLURMDBD_PORT=$DBD_PORT" \
+        "MARIADB_PORT=$DB_PORT" "MUNGE_SOCKET=$MUNGE_SOCKET" "MARIADB_SOCKET=$DB_SOCKET"
+}
+
 case ${1:-} in
     up) shift; cmd_up "$@" ;;
     down) shift; cmd_down "$@" ;;
     status) cmd_status ;;
-    *) echo "usage: $0 up [--timeout S] | down [--purge] | status" >&2; exit 2 ;;
+    paths) cmd_paths ;;
+    env) cmd_env ;;
+    *) echo "usage: $0 up [--timeout S] | down [--purge] | status | paths | env" >&2; exit 2 ;;
 esac

@@ -22,7 +22,7 @@ from typing import Iterator, Optional
 
 import pytest
 
-_SLURM_DEFAULT_STATE_DIR = "/tmp/kanscale-slurm"  # same default as slurm/local-cluster.sh
+_SLURM_SCRIPT = Path(__file__).resolve().parents[1] / "slurm" / "local-cluster.sh"
 _SLURM_NO_CLUSTER = "no SLURM cluster: run `bash slurm/local-cluster.sh up` then `export SLURM_CONF=...`"
 _SLURM_READY_STATES = {"idle", "mixed", "allocated", "completing"}
 
@@ -36,10 +36,13 @@ class SlurmCluster:
 
 
 def _slurm_conf_path() -> Optional[Path]:
-    """SLURM_CONF from the environment, else from the env file `local-cluster.sh up` writes."""
+    """SLURM_CONF from the environment, else from the env file `local-cluster.sh up` writes in this
+    checkout's state dir (`local-cluster.sh paths` names it without starting anything)."""
     if os.environ.get("SLURM_CONF"):
         return Path(os.environ["SLURM_CONF"])
-    env_file = Path(os.environ.get("KANSCALE_SLURM_DIR", _SLURM_DEFAULT_STATE_DIR)) / "env.sh"
+    paths = subprocess.run(["bash", str(_SLURM_SCRIPT), "paths"], capture_output=True, text=True)
+    values = dict(line.split("=", 1) for line in paths.stdout.splitlines() if "=" in line)
+    env_file = Path(values.get("ENV_FILE", "/nonexistent"))
     if not env_file.is_file():
         return None
     for line in env_file.read_text().splitlines():

@@ -21,8 +21,7 @@ python3 -m pip install -q torch==2.13.0
 python3 -m pip install -q -e ".[test]"
 
 bash slurm/local-cluster.sh up
-# shellcheck disable=SC1091
-source "${KANSCALE_SLURM_DIR:-/tmp/kanscale-slurm}/env.sh"
+eval "$(bash slurm/local-cluster.sh env)"  # SLURM_CONF of this checkout's cluster
 trap 'bash slurm/local-cluster.sh down' EXIT
 
 export WANDB_MODE=disabled

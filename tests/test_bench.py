@@ -1,4 +1,4 @@
-"""python -m harness.bench on a tiny size: the JSON carries harness.counting's figures (no timing
+"""python -m harness.bench.layers on a tiny size: the JSON carries harness.counting's figures (no timing
 assertions: speed is measured by the bench itself, not tested)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.bench import LayerSize, main, parse_sizes
+from harness.bench.layers import LayerSize, main, parse_sizes
 from harness.config import KANConfig, MLPConfig
 from harness.counting import flops_forward, n_params
 

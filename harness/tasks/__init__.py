@@ -1,6 +1,7 @@
 """Task registry: a task name -> a `Task` that knows its shape, domain and data.
 
-Adding a task: a module defining `Task` objects, imported below, and a YAML file in configs/task/.
+Adding a task: a module defining `Task` objects, imported below. `register` also stores the task as
+an option of Hydra's `task` config group (`task=<name>`), so no YAML file is needed.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ def register(task: Task) -> Task:
     if task.name in TASK_REGISTRY:
         raise ValueError(f"task {task.name!r} is registered twice")
     TASK_REGISTRY[task.name] = task
+    _store_task_config(task)
     return task
 
 
@@ -26,6 +28,14 @@ def task_of(task_cfg: Any) -> Task:
     if task is None:
         raise ConfigError(f"task.name={task_cfg.name!r} is unknown; choose one of {sorted(TASK_REGISTRY)}")
     return task.specialise(task_cfg)
+
+
+def _store_task_config(task: Task) -> None:
+    """`task=<name>`: a harness.config.TaskConfig node in the ConfigStore's `task` group."""
+    from hydra.core.config_store import ConfigStore
+    from harness.config import TaskConfig
+    node = TaskConfig(name=task.name, n_train=task.default_n_train, n_test=task.default_n_test)
+    ConfigStore.instance().store(group="task", name=task.name, node=node)
 
 
 from harness.tasks import toy  # noqa: E402,F401  (registers the paper's toy functions)

@@ -32,6 +32,9 @@ class Task:
     description: str = ""
     # The loss differentiates the model twice in its inputs (PINNs): needs the reference KAN layer.
     needs_second_derivatives: ClassVar[bool] = False
+    # Sizes of the `task=<name>` config (harness.tasks.register stores one per task).
+    default_n_train: ClassVar[int] = 1000
+    default_n_test: ClassVar[int] = 1000
 
     def sample_inputs(self, n: int, generator: torch.Generator) -> np.ndarray:
         lo = np.array([d[0] for d in self.domain])

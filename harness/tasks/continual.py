@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import ClassVar, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -58,6 +58,7 @@ def forgetting_of(region_rmse: List[float], stage: int, n_stages: int) -> float:
 class ContinualTask(Task):
     """Task hooks for region-by-region training; extras hold each point's region."""
     n_regions: int = N_PEAKS
+    default_n_train: ClassVar[int] = 500  # 100 per region, as the paper's 5 x 100 samples
 
     def make_dataset(self, n_train: int, n_test: int, seed: int, dtype: torch.dtype,
                      device: Optional[torch.device]) -> Dataset:

@@ -83,6 +83,7 @@ class PoissonTask(Task):
     alpha: float = 0.01  # weight of the interior residual (§3.4)
     n_boundary_per_side: int = 200  # n_b = 800 (§3.4)
     needs_second_derivatives: ClassVar[bool] = True  # u_xx + u_yy through autograd
+    default_n_train: ClassVar[int] = 10000  # n_i interior points (§3.4)
 
     def make_dataset(self, n_train: int, n_test: int, seed: int, dtype: torch.dtype,
                      device: Optional[torch.device]) -> Dataset:

@@ -112,6 +112,14 @@ class TableTask(Task):
     n_rows_train: int = 0
     n_rows_test: int = 0
 
+    @property
+    def default_n_train(self) -> int:  # `task=<name>` trains on every training row
+        return self.n_rows_train or Task.default_n_train  # 0 rows: a user's file, read later
+
+    @property
+    def default_n_test(self) -> int:
+        return self.n_rows_test or Task.default_n_test
+
     def specialise(self, task_cfg: Any) -> "TableTask":
         self.check_sizes(task_cfg.n_train, task_cfg.n_test)
         return self

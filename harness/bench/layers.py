@@ -1,6 +1,6 @@
 """Forward+backward time of one layer: fast KAN, reference KAN, pykan and two MLP baselines.
 
-    python -m harness.bench [--device cpu|cuda] [--dtype float32|float64] [--sizes default]
+    python -m harness.bench.layers [--device cpu|cuda] [--dtype float32|float64] [--sizes default]
                             [--repeats 40] [--json out.json] [--compile]
 
 Implementations are timed interleaved (A B C A B C ...) so that load from other processes hits all
@@ -315,7 +315,7 @@ def format_table(report: Dict) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    parser = argparse.ArgumentParser(prog="python -m harness.bench",
+    parser = argparse.ArgumentParser(prog="python -m harness.bench.layers",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])

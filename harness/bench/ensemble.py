@@ -1,6 +1,6 @@
 """Stacked ensembles vs one run after another, and the harness's per-run overhead (issue 6).
 
-    python -m harness.bench_ensemble [--members 32] [--optim lbfgs,adam] [--repeats 3]
+    python -m harness.bench.ensemble [--members 32] [--optim lbfgs,adam] [--repeats 3]
                                      [--grid-schedule 5,10] [--steps 5] [--adam-steps 100]
                                      [--n-train 1000]
                                      [--implementation fast,reference] [--json out.json]
@@ -130,7 +130,7 @@ def overhead(args) -> Dict[str, float]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m harness.bench.ensemble", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=32)
     parser.add_argument("--optim", default="lbfgs,adam")
