@@ -39,7 +39,7 @@ PAPER_SHAPES = {
     "feynman": (FEYNMAN_FULL, all), "feynman_quick": (FEYNMAN_MINIMAL, all),
 }
 # Run counts of each sweep, stated in the experiment files' opening comments.
-SWEEP_SIZES = {"toy_scaling": 243, "toy_scaling_quick": 91, "special_functions": 747,
+SWEEP_SIZES = {"toy_scaling": 243, "toy_scaling_quick": 65, "special_functions": 747,
                "special_functions_quick": 75, "feynman": 1392, "feynman_quick": 135}
 IDENTITY_KEYS = ("model", "task", "seed")
 
