@@ -271,7 +271,7 @@ def test_tiny_runs_on_wine_and_diabetes_learn(tmp_path, family, hidden):
         diabetes.test_rmse * diabetes.metrics["target_scale"], rel=1e-9)
 
 
-def test_table_tasks_compose_from_their_yaml_files():
+def test_table_tasks_compose_from_the_registry_with_every_row():
     from hydra import compose, initialize_config_dir
     from tests.helpers import CONFIGS
     for name in [*SKLEARN, "mnist1d"]:

@@ -40,7 +40,7 @@ def _store_task_config(task: Task) -> None:
 
 from harness.tasks import toy  # noqa: E402,F401  (registers the paper's toy functions)
 from harness.tasks import special  # noqa: E402,F401  (the paper's special functions, §3.2)
-from harness.tasks import feynman  # noqa: E402,F401  (the paper's Feynman equations, §3.3)
+from harness.tasks import feynman  # noqa: E402,F401  (the paper's Feynman equations, §3.3: dimensionless and dimensional)
 from harness.tasks import pde  # noqa: E402,F401  (the paper's Poisson PDE, §3.4)
 from harness.tasks import continual  # noqa: E402,F401  (the paper's continual learning, §3.5)
 from harness.tasks import sklearn_tables  # noqa: E402,F401  (scikit-learn's bundled tables)

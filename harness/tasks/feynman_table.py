@@ -1,4 +1,8 @@
-"""The Feynman equations of the KAN paper (Liu et al. 2024, §3.3, Table 2 "Feynman dataset").
+"""The Feynman equations of the KAN paper's Table 2 (Liu et al. 2024, §3.3) in their dimensional form.
+
+These are the dataset's formulas with all their variables (4-9 inputs), registered as
+`feynman_dim_<id>`. The paper trains on the dimensionless forms of its "Dimensionless formula"
+column instead (2-6 inputs): those are in `feynman_dimensionless.py` and are the claims' tasks.
 
 Sources, each row checked against both:
 - formulas: the Feynman_no_units dataset (Udrescu & Tegmark 2020, AI Feynman, FeynmanEquations.csv);
@@ -20,33 +24,45 @@ DENOMINATOR = (0.5, 2.0)  # pykan's range for variables that divide
 ANGLE = (0.0, 2 * PI)
 
 
+Shape = Tuple[int, ...]
+
+
 @dataclass(frozen=True)
 class FeynmanEquation:
-    """One equation: f(*columns) on the box `ranges`, one (lo, hi) per name in `variables`."""
+    """One equation: f(*columns) on the box `ranges`, one (lo, hi) per name in `variables`.
+
+    `task_prefix` names the task: "feynman_dim_" for the dimensional forms here, "feynman_" for
+    the paper's dimensionless forms. The shapes are the paper's Table 2 KAN columns (dimensionless
+    rows only): human-constructed, smallest pruned with test RMSE < 1e-2, pruned with lowest loss.
+    """
     eq_id: str  # Feynman dataset id, e.g. "I.16.6"
     variables: Tuple[str, ...]
     ranges: Tuple[Tuple[float, float], ...]
     formula: str
     fn: Callable[..., np.ndarray]  # takes one (n,) column per variable, returns (n,)
     note: str = ""
+    task_prefix: str = "feynman_dim_"
+    human_shape: Shape = ()
+    minimal_shape: Shape = ()
+    best_shape: Shape = ()
 
     @property
     def task_name(self) -> str:
-        return "feynman_" + self.eq_id.replace(".", "_")
+        return self.task_prefix + self.eq_id.replace(".", "_")
 
 
-def _sinc_squared(z: np.ndarray) -> np.ndarray:
+def sinc_squared(z: np.ndarray) -> np.ndarray:
     """sin(z)^2 / z^2, equal to 1 at z = 0 (np.sinc(t) = sin(pi t) / (pi t))."""
     return np.sinc(z / PI) ** 2
 
 
-def _sqrt_nonnegative(z: np.ndarray) -> np.ndarray:
+def sqrt_nonnegative(z: np.ndarray) -> np.ndarray:
     # For arguments that are a sum of squares in exact arithmetic; rounding can leave -1e-17.
     return np.sqrt(np.maximum(z, 0.0))
 
 
 E = FeynmanEquation
-FEYNMAN_EQUATIONS: Tuple[FeynmanEquation, ...] = (
+FEYNMAN_DIMENSIONAL_EQUATIONS: Tuple[FeynmanEquation, ...] = (
     E("I.6.20", ("theta", "sigma"), (UNIT, DENOMINATOR),
       "exp(-theta^2 / (2 sigma^2)) / sqrt(2 pi sigma^2)",
       lambda theta, sigma: np.exp(-theta**2 / (2 * sigma**2)) / np.sqrt(2 * PI * sigma**2),
@@ -87,7 +103,7 @@ FEYNMAN_EQUATIONS: Tuple[FeynmanEquation, ...] = (
     E("I.29.16", ("x1", "x2", "theta1", "theta2"), (UNIT, UNIT, ANGLE, ANGLE),
       "sqrt(x1^2 + x2^2 - 2 x1 x2 cos(theta1 - theta2))",
       lambda x1, x2, theta1, theta2:
-          _sqrt_nonnegative(x1**2 + x2**2 - 2 * x1 * x2 * np.cos(theta1 - theta2))),
+          sqrt_nonnegative(x1**2 + x2**2 - 2 * x1 * x2 * np.cos(theta1 - theta2))),
     E("I.30.3", ("I0", "n", "theta"), (POSITIVE, (0.0, 4.0), (0.4 * PI, 1.6 * PI)),
       "I0 sin^2(n theta / 2) / sin^2(theta / 2)",
       lambda I0, n, theta: I0 * np.sin(n * theta / 2)**2 / np.sin(theta / 2)**2),
@@ -138,7 +154,7 @@ FEYNMAN_EQUATIONS: Tuple[FeynmanEquation, ...] = (
       (POSITIVE, POSITIVE, POSITIVE, DENOMINATOR, (0.0, PI), (0.0, PI)),
       "p_d Ef t / hbar sin^2((omega - omega0) t / 2) / ((omega - omega0) t / 2)^2",
       lambda p_d, Ef, t, hbar, omega, omega0:
-          p_d * Ef * t / hbar * _sinc_squared((omega - omega0) * t / 2),
+          p_d * Ef * t / hbar * sinc_squared((omega - omega0) * t / 2),
       "the dataset writes h / (2 pi) where pykan samples hbar; sin^2(z)/z^2 is 1 at z = 0"),
     E("III.10.19", ("mu", "Bx", "By", "Bz"), (POSITIVE, POSITIVE, POSITIVE, POSITIVE),
       "mu sqrt(Bx^2 + By^2 + Bz^2)",

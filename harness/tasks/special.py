@@ -102,3 +102,24 @@ for _name, _fn, _domain, _description in _TABLE:
     register(Task(_name, 2, 1, _fn, _domain, _description))
 
 SPECIAL_TASK_NAMES = tuple(row[0] for row in _TABLE)
+
+# The paper's Table 1 KAN shapes per function: (minimal shape with test RMSE < 1e-2, best shape).
+# The sweeps in configs/experiment/special_functions*.yaml include them (tests/test_budgets.py).
+PAPER_KAN_SHAPES = {
+    "special_ellipj": ((2, 2, 1), (2, 3, 2, 1, 1, 1)),
+    "special_ellipkinc": ((2, 2, 1, 1), (2, 2, 1, 1, 1)),
+    "special_ellipeinc": ((2, 2, 1, 1), (2, 2, 1, 1)),
+    "special_jv": ((2, 2, 1), (2, 3, 1, 1, 1)),
+    "special_yv": ((2, 3, 1), (2, 2, 2, 1)),
+    "special_kv": ((2, 1, 1), (2, 2, 1)),
+    "special_iv": ((2, 4, 3, 2, 1, 1), (2, 4, 3, 2, 1, 1)),
+    "special_lpmv_m0": ((2, 2, 1), (2, 2, 1)),
+    "special_lpmv_m1": ((2, 4, 1), (2, 4, 1)),
+    "special_lpmv_m2": ((2, 2, 1), (2, 3, 2, 1)),
+    "special_sph_harm_m0_n1": ((2, 1, 1), (2, 1, 1)),
+    "special_sph_harm_m1_n1": ((2, 2, 1), (2, 3, 2, 1)),
+    "special_sph_harm_m0_n2": ((2, 1, 1), (2, 1, 1)),
+    "special_sph_harm_m1_n2": ((2, 2, 1), (2, 2, 1, 1)),
+    "special_sph_harm_m2_n2": ((2, 2, 1), (2, 2, 3, 2, 1)),
+}
+assert set(PAPER_KAN_SHAPES) == set(SPECIAL_TASK_NAMES)
