@@ -11,6 +11,7 @@ import base64
 import datetime
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -81,56 +82,90 @@ def exchange_rows(rates) -> Table:
     return Table(["group", "ratio", "estimate", "95% CI", "pairs", "verdict"], rows)
 
 
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _md_table(table: Table) -> str:
     if not table.rows:
         return "(none)\n"
-    lines = ["| " + " | ".join(table.header) + " |", "|" + " --- |" * len(table.header)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table.rows]
+    lines = ["| " + " | ".join(map(_cell, table.header)) + " |", "|" + " --- |" * len(table.header)]
+    lines += ["| " + " | ".join(map(_cell, row)) + " |" for row in table.rows]
     return "\n".join(lines) + "\n"
 
 
-def _html_table(table: Table) -> str:
-    if not table.rows:
-        return "<p>(none)</p>"
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                   for row in table.rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _md_figure(path: Path, out_dir: Path) -> str:
+    rel = path.relative_to(out_dir).as_posix()
+    if path.suffix == ".pdf":  # a browser shows no PDF in <img>: a link instead
+        return f"[{path.stem} (PDF)]({rel})\n"
+    return f"![{path.stem}]({rel})\n"
 
 
-def _html_figure(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    mime = _MIME[path.suffix.lstrip(".")]
-    tag = (f'<embed src="data:{mime};base64,{data}" width="640" height="480">' if mime.endswith("pdf")
-           else f'<img alt="{html.escape(path.stem)}" src="data:{mime};base64,{data}">')
-    return f"<figure>{tag}<figcaption>{html.escape(path.stem)}</figcaption></figure>"
-
-
-def render(sections: List[Tuple[str, List]], out_dir: Path, title: str) -> Tuple[Path, Path]:
-    """Write report.md (figures linked) and report.html (figures embedded) from the same sections;
-    a section is (heading, [str paragraph | Table | Path figure])."""
-    md, body = [f"# {title}\n"], []
+def to_markdown(sections: List[Tuple[str, List]], out_dir: Path, title: str) -> str:
+    """Sections (heading, [str Markdown paragraph | Table | Path figure]) as one Markdown page,
+    figures linked relative to out_dir."""
+    md = [f"# {title}\n"]
     for heading, blocks in sections:
         md.append(f"## {heading}\n")
-        body.append(f"<h2>{html.escape(heading)}</h2>")
         for block in blocks:
             if isinstance(block, Table):
                 md.append(_md_table(block))
-                body.append(_html_table(block))
             elif isinstance(block, Path):
-                md.append(f"![{block.stem}]({block.relative_to(out_dir).as_posix()})\n")
-                body.append(_html_figure(block))
+                md.append(_md_figure(block, out_dir))
             else:
                 md.append(f"{block}\n")
-                body.append(f"<p>{html.escape(block)}</p>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}img{max-width:100%}")
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}"
-            "</body></html>")
+    return "\n".join(md)
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1200px;margin:2em auto;
+     padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+h3{margin-top:1.4em}
+table{border-collapse:collapse;margin:.6em 0;font-size:13px}
+td,th{border:1px solid #d0d0d0;padding:3px 8px;vertical-align:top;text-align:left}
+th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
+img{max-width:100%;height:auto;display:block;margin:.6em 0}
+code{background:#f3f3f3;padding:0 3px;border-radius:3px}
+blockquote{margin:.6em 0;padding:.2em 1em;border-left:4px solid #bbb;color:#444;background:#f8f8f8}
+.v-reproduced{color:#1a7f37}.v-not-reproduced{color:#b42318}.v-inconclusive{color:#9a6700}
+.v-too-few-points,.v-not-in-the-scaling-regime{color:#666}
+"""
+
+
+def markdown_to_html(markdown_text: str, out_dir: Path, title: str) -> str:
+    """One self-contained HTML page from the report's Markdown (rendered by markdown-it-py, the
+    CommonMark reference port, with GFM tables); png/svg figures embedded as base64."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+
+    def embed(match: "re.Match") -> str:
+        path = Path(out_dir) / html.unescape(match.group(1))
+        mime = _MIME.get(path.suffix.lstrip("."))
+        if mime is None or mime.endswith("pdf") or not path.is_file():
+            return match.group(0)
+        return f'src="data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"'
+
+    body = re.sub(r'src="([^":]+)"', embed, body)
+    # verdict words in bold get a colour: <strong>not reproduced</strong> -> class v-not-reproduced
+    body = re.sub(r"<strong>(reproduced|not reproduced|inconclusive|too few points|"
+                  r"not in the scaling regime)</strong>",
+                  lambda m: f'<strong class="v-{m.group(1).replace(" ", "-")}">{m.group(1)}</strong>',
+                  body)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style></head><body>{body}</body></html>")
+
+
+def render(sections: List[Tuple[str, List]], out_dir: Path, title: str) -> Tuple[Path, Path]:
+    """Write report.md (figures linked) and report.html (the same Markdown rendered, figures
+    embedded); a section is (heading, [str Markdown paragraph | Table | Path figure])."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = to_markdown(sections, out_dir, title)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    md_path.write_text("\n".join(md))
-    html_path.write_text(page)
+    md_path.write_text(text)
+    html_path.write_text(markdown_to_html(text, out_dir, title))
     return md_path, html_path
 
 
