@@ -13,7 +13,8 @@ from analysis.collect import collect_stages
 from analysis.errors import FitError
 from analysis.exchange import exchange_table, loss_ratio_at_x, x_ratio_at_loss
 from analysis.fit import fit_floor, fit_power, fit_scaling_law, fit_two_var
-from analysis.fit_table import fit_groups, main as fit_main
+from analysis.fit import main as fit_main
+from analysis.fit_table import fit_groups
 from analysis.frontier import pareto_frontier, select_points
 from analysis_fixtures import (KAN_A, KAN_ALPHA, MLP_A, MLP_ALPHA, record, stage,
                                write_records, write_synthetic_results)

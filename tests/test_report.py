@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.fit_table import main as fit_main
+from analysis.fit import main as fit_main
 from analysis.report import build_report, main as report_main
 from analysis_fixtures import record, stage, write_records, write_synthetic_results
 
