@@ -9,6 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
+# The size a row is resampled within: x itself, except for x that differ between runs of one model
+# (training FLOPs, time), which are stratified by the model's parameter count.
+STRATUM = {"train_flops": "n_params", "wall_time_s": "n_params", "cpu_time_s": "n_params"}
+
+
+def stratum_column(x: str) -> str:
+    """The column whose values are the strata (model sizes) when the fit's x is `x`."""
+    return STRATUM.get(x, x)
+
 
 def stratified_counts(strata, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """strata (n,) labels (e.g. n_params per row) -> counts (n_boot, n): within each stratum of m

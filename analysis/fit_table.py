@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from analysis.bootstrap import stratum_column
 from analysis.errors import AnalysisError, FitError
 from analysis.fit_range import RANGE_RULES, FitRange, Regime, fit_range, regime_check
 from analysis.frontier import POINTS, front_mask, usable
@@ -31,9 +32,6 @@ X_COLUMNS = ("n_params", "flops_forward", "flops_forward_yu2024", "train_flops",
 LOSS_COLUMNS = ("test_rmse", "test_mse", "test_median_abs_error", "train_rmse")
 CLI_FORMS = ("power", "floor")
 N_BOOT = 400  # default resamples: enough for a 95% percentile interval, fast enough for reports
-# The size a row is resampled within: x itself, except for x that differ between runs of one model
-# (training FLOPs, time), which are stratified by the model's parameter count.
-STRATUM = {"train_flops": "n_params", "wall_time_s": "n_params", "cpu_time_s": "n_params"}
 FITTED, TOO_FEW, NOT_IN_REGIME, NOT_FITTED = ("fitted", "too few points",
                                               "not in the scaling regime", "not fitted")
 
@@ -135,7 +133,7 @@ def fit_groups(stages: pd.DataFrame, x: str = "n_params", loss: str = "test_rmse
         raise AnalysisError(f"--points {points}: use one of {', '.join(POINTS)}")
     if fit_range_rule not in RANGE_RULES:
         raise AnalysisError(f"--fit-range {fit_range_rule}: use one of {', '.join(RANGE_RULES)}")
-    stratum = STRATUM.get(x, x)
+    stratum = stratum_column(x)
     out = []
     for key, group in stages.groupby(list(by), sort=True, dropna=False):
         keys = {k: json_safe(v) for k, v in zip(by, key if isinstance(key, tuple) else (key,))}
