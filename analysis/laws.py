@@ -28,6 +28,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import huber
+from threadpoolctl import threadpool_limits
 
 from analysis.bootstrap import point_counts, runs_per_stratum, stratified_counts
 from analysis.errors import FitError
@@ -41,6 +42,8 @@ _LOG_NAMES = {"power": ("a", "alpha"), "floor": ("a", "alpha", "e"),
 _REPORTED = {"power": ("A", "alpha"), "floor": ("E", "A", "alpha"),
              "two_var": ("E", "A", "alpha", "B", "beta")}
 _GRID_CHUNK = 2_000_000  # starts x points x terms evaluated at once when ranking the grid
+# Fits are small (tens of points): a multi-threaded BLAS only adds overhead, 50x on a loaded machine.
+_BLAS_THREADS = 1
 MIN_SIZES = 4  # fewer distinct sizes than this: a point estimate but no interval and no verdict
 RESAMPLES = ("runs", "points")
 
@@ -210,7 +213,9 @@ def _clean(x, loss, d) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
 
 
 def _point_fit(form, logx, log_loss, grid, n_starts, boot_starts, delta):
-    """Multi-start L-BFGS on the points: (objective, theta, distinct optima for warm starts)."""
+    """Multi-start fit of the points: the grid is ranked by objective, the best `n_starts` are
+    solved at once (_solve_batch), the best optimum is polished by L-BFGS.
+    Returns (objective, theta, distinct optima to warm-start the resamples from)."""
     n_params, has_floor = len(_LOG_NAMES[form]), form != "power"
     starts = np.asarray(grid, float) if grid is not None else (
         besiroglu_grid() if form == "two_var" else auto_grid(form, logx, log_loss))
@@ -218,9 +223,16 @@ def _point_fit(form, logx, log_loss, grid, n_starts, boot_starts, delta):
         raise FitError(f"grid must have shape (S, {n_params}) for form {form}")
     order = np.argsort(_grid_values(starts, logx, log_loss, has_floor, delta), kind="stable")
     chosen = starts[order if n_starts is None else order[:n_starts]]
-    optima = sorted((_lbfgs(s, logx, log_loss, has_floor, delta) for s in chosen),
-                    key=lambda pair: pair[0])
-    return optima[0][0], optima[0][1], _distinct([t for _, t in optima], boot_starts)
+    if form == "power":
+        chosen = chosen[:1]  # convex: every start reaches the same minimum
+    weights = np.ones((len(chosen), len(log_loss)))
+    solved = _solve_batch(form, logx, log_loss, weights, chosen, delta)
+    values = _batch_objective(solved, logx, log_loss, weights, has_floor, delta)
+    ranked = np.argsort(values, kind="stable")
+    best_value, theta = _lbfgs(solved[ranked[0]], logx, log_loss, has_floor, delta)
+    if best_value > values[ranked[0]]:
+        best_value, theta = float(values[ranked[0]]), solved[ranked[0]]
+    return best_value, theta, _distinct([theta] + [solved[i] for i in ranked[1:]], boot_starts)
 
 
 def _check_points(form: str, x: np.ndarray, d: Optional[np.ndarray]) -> None:
@@ -249,14 +261,12 @@ def refit_batch(form: str, logx: np.ndarray, log_loss: np.ndarray, weights: np.n
     """Minimise sum_i w_bi Huber(pred_i - log L_i) for every row b of weights at once.
 
     logx (n, k), log_loss (n,), weights (B, n) >= 0 (bootstrap counts or frontier masks), starts:
-    log-space thetas (P,) to start from -> theta (B, P), the best optimum over the starts.
+    log-space thetas (P,) to start every row from -> theta (B, P), the best optimum over the starts.
     """
     best_value, best_theta = None, None
     for start in starts:
-        if form == "power":
-            theta = _huber_irls(logx[:, 0], log_loss, weights, delta, start)
-        else:
-            theta = _huber_lm(logx, log_loss, weights, form != "power", delta, start)
+        theta0 = np.broadcast_to(np.asarray(start, float), (weights.shape[0], len(start)))
+        theta = _solve_batch(form, logx, log_loss, weights, theta0, delta)
         value = _batch_objective(theta, logx, log_loss, weights, form != "power", delta)
         if best_value is None:
             best_value, best_theta = value, theta
@@ -267,44 +277,57 @@ def refit_batch(form: str, logx: np.ndarray, log_loss: np.ndarray, weights: np.n
     return best_theta
 
 
+def _solve_batch(form, logx, log_loss, weights, theta0, delta) -> np.ndarray:
+    """Row b of weights (B, n) solved from row b of theta0 (B, P): IRLS for the convex power form,
+    damped Gauss-Newton otherwise."""
+    if form == "power":
+        return _huber_irls(logx[:, 0], log_loss, weights, delta, theta0)
+    return _huber_lm(logx, log_loss, weights, True, delta, theta0)
+
+
 def _batch_objective(theta, logx, log_loss, weights, has_floor, delta) -> np.ndarray:
     pred, _ = _predict(theta, logx, has_floor, jacobian=False)  # (B, n)
     return (weights * huber(delta, pred - log_loss[None, :])).sum(axis=1) / delta
 
 
 def _huber_irls(logx: np.ndarray, log_loss: np.ndarray, weights: np.ndarray, delta: float,
-                theta0: np.ndarray, max_iter: int = 500, tol: float = 1e-12) -> np.ndarray:
+                theta0: np.ndarray, max_iter: int = 500, tol: float = 1e-10) -> np.ndarray:
     """Weighted Huber M-estimates of log L = a - alpha log x for a batch of weightings.
 
-    logx, log_loss (n,), weights (B, n) -> theta (B, 2) = [a, alpha]. IRLS with weights
-    w min(1, delta/|r|) (Huber 1964; Holland & Welsch 1977) decreases the convex Huber objective
-    at every step, so it reaches the same minimiser as L-BFGS.
+    logx, log_loss (n,), weights (B, n), theta0 (B, 2) -> theta (B, 2) = [a, alpha]. IRLS with
+    weights w min(1, delta/|r|) (Huber 1964; Holland & Welsch 1977) decreases the convex Huber
+    objective at every step, so it reaches the same minimiser as L-BFGS. The 2x2 normal equations
+    are solved in closed form; rows stop once their step is below tol.
     """
-    design = np.stack([np.ones_like(logx), -logx], axis=-1)  # (n, 2)
-    theta = np.broadcast_to(np.asarray(theta0, float), (weights.shape[0], 2)).copy()
-    ridge = 1e-12 * np.eye(2)
+    theta = np.array(theta0, float, copy=True)
+    active = np.arange(len(theta))
     for _ in range(max_iter):
-        residual = theta @ design.T - log_loss[None, :]  # (B, n)
-        w = weights * np.minimum(1.0, delta / np.maximum(np.abs(residual), 1e-300))
-        gram = np.einsum("np,bn,nq->bpq", design, w, design) + ridge  # (B, 2, 2)
-        rhs = np.einsum("np,bn,n->bp", design, w, log_loss)
-        new = np.linalg.solve(gram, rhs[..., None])[..., 0]
-        done = np.max(np.abs(new - theta)) < tol
-        theta = new
-        if done:
+        a, alpha, wt = theta[active, 0:1], theta[active, 1:2], weights[active]
+        residual = a - alpha * logx[None, :] - log_loss[None, :]  # (b, n)
+        w = wt * np.minimum(1.0, delta / np.maximum(np.abs(residual), 1e-300))
+        # minimise sum w (a - alpha u - y)^2 over (a, alpha): weighted least squares of y on u
+        s0, su, sy = w.sum(1), (w * logx).sum(1), (w * log_loss).sum(1)
+        suu, suy = (w * logx ** 2).sum(1), (w * logx * log_loss).sum(1)
+        det = s0 * suu - su ** 2
+        slope = (s0 * suy - su * sy) / np.where(det > 0, det, np.inf)  # d log L / d log x
+        new = np.stack([(sy - slope * su) / np.where(s0 > 0, s0, np.inf), -slope], axis=1)
+        step = np.abs(new - theta[active]).max(axis=1)
+        theta[active] = new
+        active = active[step >= tol]
+        if len(active) == 0:
             break
     return theta
 
 
 def _huber_lm(logx: np.ndarray, log_loss: np.ndarray, weights: np.ndarray, has_floor: bool,
-              delta: float, theta0: np.ndarray, max_iter: int = 300, tol: float = 1e-10) -> np.ndarray:
+              delta: float, theta0: np.ndarray, max_iter: int = 200, tol: float = 1e-8) -> np.ndarray:
     """Damped Gauss-Newton (Levenberg-Marquardt) on the IRLS-weighted Huber objective, batched.
 
-    logx (n, k), log_loss (n,), weights (B, n) -> theta (B, P). A step is kept only where it lowers
-    the Huber objective (the IRLS quadratic majorises Huber), so the objective never rises.
+    logx (n, k), log_loss (n,), weights (B, n), theta0 (B, P) -> theta (B, P). A step is kept only
+    where it lowers the Huber objective (the IRLS quadratic majorises Huber), so it never rises.
     """
     batch = weights.shape[0]
-    theta = np.broadcast_to(np.asarray(theta0, float), (batch, len(theta0))).copy()
+    theta = np.array(theta0, float, copy=True)
     value = _batch_objective(theta, logx, log_loss, weights, has_floor, delta)
     damping = np.full(batch, 1e-3)
     active = np.ones(batch, bool)
@@ -329,12 +352,13 @@ def _huber_lm(logx: np.ndarray, log_loss: np.ndarray, weights: np.ndarray, has_f
         theta[idx[better]] = candidate[better]
         value[idx[better]] = cand_value[better]
         damping[idx] = np.where(better, np.maximum(damping[idx] / 3, 1e-12), damping[idx] * 4)
-        stalled = (better & ((moved < tol) | (gain <= 1e-13 * np.maximum(1.0, value[idx])))) | (
+        stalled = (better & ((moved < tol) | (gain <= 1e-12 * np.maximum(1.0, value[idx])))) | (
             damping[idx] > 1e12)
         active[idx[stalled]] = False
     return theta
 
 
+@threadpool_limits.wrap(limits=_BLAS_THREADS, user_api="blas")
 def fit_scaling_law(x, loss, form: str = "power", d=None, n_boot: int = 1000, seed: int = 0,
                     grid: Optional[np.ndarray] = None, n_starts: Optional[int] = 16,
                     boot_starts: int = 3, delta: float = HUBER_DELTA) -> FitResult:
@@ -365,9 +389,10 @@ def fit_scaling_law(x, loss, form: str = "power", d=None, n_boot: int = 1000, se
                      n_sizes=n_sizes, resample="points")
 
 
+@threadpool_limits.wrap(limits=_BLAS_THREADS, user_api="blas")
 def fit_runs(x, loss, form: str = "power", n_boot: int = 400, seed: int = 0, strata=None,
              in_range=None, points: str = "frontier", min_sizes: int = MIN_SIZES,
-             grid: Optional[np.ndarray] = None, n_starts: Optional[int] = 16, boot_starts: int = 3,
+             grid: Optional[np.ndarray] = None, n_starts: Optional[int] = 16, boot_starts: int = 1,
              delta: float = HUBER_DELTA) -> FitResult:
     """Fit `form` (power or floor) to the frontier of run rows, with a bootstrap of the runs.
 

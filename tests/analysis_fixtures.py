@@ -181,3 +181,39 @@ def write_claims_fixture(results_root: Path) -> List[RunResult]:
     runs = toy_claims_runs() + special_function_runs()
     write_records(results_root, runs)
     return runs
+
+
+SEEDS = (0, 1, 2)
+
+
+def seeded_records(seeds: Sequence[int] = SEEDS, noise: float = 0.05, task: str = "toy",
+                   rng_seed: int = 0) -> List[RunResult]:
+    """synthetic_records with every shape trained from each of `seeds`: several runs per size, each
+    with its own log-normal noise, as the run bootstrap needs."""
+    rng = np.random.default_rng(rng_seed)
+    runs = []
+    for seed in seeds:
+        for hidden in KAN_HIDDEN:
+            widths = [2, hidden, 1]
+            stages = []
+            for i, grid in enumerate(KAN_GRIDS):
+                n = kan_params(widths, grid)
+                loss = KAN_A * n ** -KAN_ALPHA * np.exp(noise * rng.standard_normal())
+                stages.append(stage(i, grid, n, KAN_FLOPS_PER_PARAM, float(loss), 50 * (i + 1)))
+            runs.append(record("kan", widths, stages, task=task, seed=seed))
+        for hidden in MLP_HIDDEN:
+            widths = [2, hidden, 1]
+            n = mlp_params(widths)
+            law = MLP_A * n ** -MLP_ALPHA * np.exp(noise * rng.standard_normal())
+            stages = [stage(i, None, n, MLP_FLOPS_PER_PARAM, float(law * factor), 50 * (i + 1))
+                      for i, factor in enumerate(MLP_STAGE_FACTORS)]
+            runs.append(record("mlp", widths, stages, task=task, seed=seed))
+    return runs
+
+
+def write_seeded_results(results_root: Path, seeds: Sequence[int] = SEEDS,
+                         noise: float = 0.05) -> List[RunResult]:
+    """seeded_records on disk (RESULTS_ROOT/<run_id>/result.json)."""
+    runs = seeded_records(seeds=seeds, noise=noise)
+    write_records(results_root, runs)
+    return runs
