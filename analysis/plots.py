@@ -279,7 +279,7 @@ def _try_save(make, path: Path, paths: List[Path]) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from analysis.collect import collect_stages
-    from analysis.fit_table import LOSS_COLUMNS, X_COLUMNS, fit_groups, print_progress
+    from analysis.fit_table import LOSS_COLUMNS, N_BOOT, X_COLUMNS, compute_fits, print_progress
 
     parser = argparse.ArgumentParser(prog="python -m analysis.plots", description=__doc__.split("\n")[0])
     parser.add_argument("results_root")
@@ -291,7 +291,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help=f"comma-separated, from {', '.join(X_COLUMNS)}")
     parser.add_argument("--form", default="power", choices=("power", "floor"))
     parser.add_argument("--points", default="frontier", choices=("frontier", "all"))
-    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--n-boot", type=int, default=N_BOOT)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -299,10 +299,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         stages = collect_stages(Path(args.results_root))
         if stages.empty:
             raise AnalysisError(f"no result.json under {args.results_root}: nothing to plot")
-        fits = [g for x in args.x.split(",") for g in fit_groups(
-            stages, x=x, loss=args.loss, form=args.form, points=args.points, n_boot=args.n_boot,
-            seed=args.seed, progress=print_progress)]
-        for path in make_figures(stages, fits, Path(args.out), args.loss, args.format):
+        fits = compute_fits(stages, xs=[x for x in args.x.split(",") if x], loss=args.loss,
+                            form=args.form, points=args.points, n_boot=args.n_boot, seed=args.seed,
+                            progress=print_progress)
+        for path in make_figures(stages, list(fits), Path(args.out), args.loss, args.format):
             print(path)
     return run_cli(action)
 

@@ -82,7 +82,7 @@ def budget_table(runs: pd.DataFrame) -> Tuple[Table, List[str]]:
                 for f, (seeds, steps) in budgets.items())
                 + ". The best-of-seeds front favours the family with more tries.")
     header = ["experiment", "family", "runs", "seeds", "optimizer", "optimizer steps per run",
-              "parameters"]
+              "parameters (last stage)"]
     return Table(header, rows), unequal
 
 
