@@ -177,9 +177,8 @@ class FrontComparison:
 
     ratio < 1: family a's front lies below b's (a reaches lower loss at matched x). `status`
     MEASURED, OUTSIDE (the fronts share no x range) or TOO_FEW (a family has fewer than 2 sizes in
-    the common range; then no number); the interval is NaN (and `reason` says why) when the
-    two families together have fewer than MIN_SIZES sizes in the common range or no size has
-    two runs.
+    the common range; then no number); the interval is NaN (and `reason` says why) when fewer than
+    MIN_SIZES distinct x values (of either family) lie in the common range or no size has two runs.
     """
     x: str
     loss: str
@@ -271,9 +270,11 @@ def compare_fronts(rows_a: pd.DataFrame, rows_b: pd.DataFrame, x: str = "n_param
              for name, v in data.items()}
     curve = np.exp(point[a] - point[b])
     ratio = float(np.exp(np.mean(point[a] - point[b])))
+    inside = np.concatenate([v[0] for v in data.values()])
+    n_union = len(np.unique(inside[(inside >= x_low) & (inside <= x_high)]))
     reason = None
-    if sum(sizes.values()) < min_sizes:
-        reason = f"too few sizes ({sum(sizes.values())} < {min_sizes})"
+    if n_union < min_sizes:
+        reason = f"too few sizes ({n_union} < {min_sizes})"
     elif all(runs_per_stratum(v[2]).max() < 2 for v in data.values()):
         reason = "one run per size: nothing to resample (add seeds)"
     low = high = nan
