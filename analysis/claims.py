@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.exchange import MEASURED, TOO_FEW as CMP_TOO_FEW, FrontComparison, compare_fronts
+from analysis.fit_range import regime_check
 from analysis.fit_table import N_BOOT, FitSet, GroupFit, compute_fits, group_seed
 from analysis.frontier import usable
 from analysis.laws import MIN_SIZES
@@ -158,6 +159,17 @@ class ClaimFits:
                 strata="n_params" if x in ("train_flops", TRAIN_FLOPS_YU) else None)
         return self._fronts[key]
 
+    def regime(self, claim: "Claim", task: str, loss: str = "test_rmse") -> tuple:
+        """(NOT_SCALING, why) when a family's curve on the task fails the scaling-regime guard
+        (analysis.fit_range.regime_check), else ("", "")."""
+        rows = self.rows(claim)
+        for family in ("kan", "mlp"):
+            regime = regime_check(usable(rows[(rows["task"] == task) & (rows["family"] == family)],
+                                         "n_params", loss)[0], loss)
+            if not regime.in_regime:
+                return NOT_SCALING, f"{family}: {regime.reason}"
+        return "", ""
+
     def all_fronts(self) -> List[dict]:
         return [{"experiments": list(k[0]), "task": k[1], **v.to_dict()} for k, v in self._fronts.items()]
 
@@ -283,12 +295,20 @@ def check_matched_work(claim, book) -> List[Finding]:
         by_params = book.front(claim, task, "n_params")
         work = {"ours": book.front(claim, task, "train_flops"),
                 "Yu et al.": book.front(claim, task, TRAIN_FLOPS_YU)}
-        verdict, why = front_verdict(by_params)
-        out.append(Finding(claim.id, task, front_text(by_params),
-                           "; ".join(f"{name}: {front_text(r)}" for name, r in work.items()), verdict,
-                           why, _ratio_numbers(by_params),
-                           **_flop_finding_parts({k: front_verdict(r) for k, r in work.items()})))
+        out.append(_front_finding(claim, book, task, by_params, work))
     return out
+
+
+def _front_finding(claim: "Claim", book: ClaimFits, task: str, by_params: FrontComparison,
+                   by_flops: Dict[str, FrontComparison]) -> Finding:
+    """One function's front comparison: per parameter, and per FLOP under each convention; a curve
+    outside the scaling regime gets that verdict instead of a comparison."""
+    regime = book.regime(claim, task)
+    verdict, why = regime if regime[0] else front_verdict(by_params)
+    flop = {k: regime if regime[0] else front_verdict(r) for k, r in by_flops.items()}
+    return Finding(claim.id, task, front_text(by_params),
+                   "; ".join(f"{name}: {front_text(r)}" for name, r in by_flops.items()), verdict,
+                   why, _ratio_numbers(by_params), **_flop_finding_parts(flop))
 
 
 def _ratio_numbers(comparison: FrontComparison) -> Dict[str, float]:
@@ -339,12 +359,7 @@ def check_fronts(claim, book) -> List[Finding]:
             continue
         by_params = book.front(claim, task, "n_params")
         by_flops = {name: book.front(claim, task, column) for name, column in FLOP_CONVENTIONS.items()}
-        verdict, why = front_verdict(by_params)
-        per_task.append(Finding(
-            claim.id, task, front_text(by_params),
-            "; ".join(f"{name}: {front_text(r)}" for name, r in by_flops.items()), verdict, why,
-            _ratio_numbers(by_params),
-            **_flop_finding_parts({k: front_verdict(r) for k, r in by_flops.items()})))
+        per_task.append(_front_finding(claim, book, task, by_params, by_flops))
     if not per_task:
         return [Finding(claim.id, "all functions", "no function with both KAN and MLP runs", NO_VIEW,
                         TOO_FEW, "no function has both families")]
@@ -367,14 +382,18 @@ def count_text(verdicts: Sequence[str]) -> str:
 def majority(verdicts: Sequence[str]) -> tuple:
     """Reproduced when the KAN front is below (interval excluding 1) on a majority of functions;
     not reproduced when no majority is possible even if every undecided function went the KAN's
-    way; inconclusive in between. Fewer than 3 functions with a ratio: too few points."""
+    way; inconclusive in between. Fewer than 3 functions with a ratio: too few points (not in the
+    scaling regime when that is why on most functions)."""
     n = len(verdicts)
     below = sum(v == REPRODUCED for v in verdicts)
     against = sum(v == NOT_REPRODUCED for v in verdicts)
     measured = sum(v in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE) for v in verdicts)
     why = f"KAN front below on {below} of {n} functions, above on {against}"
     if measured < 3:
-        return TOO_FEW, f"{measured} functions with a front ratio (the majority rule needs 3)"
+        outside = sum(v == NOT_SCALING for v in verdicts)
+        return (NOT_SCALING if outside > n / 2 else TOO_FEW,
+                f"{measured} functions with a front ratio (the majority rule needs 3)"
+                + (f"; {outside} not in the scaling regime" if outside else ""))
     if below > n / 2:
         return REPRODUCED, why
     if n - against <= n / 2:  # even with every undecided function: no KAN majority
