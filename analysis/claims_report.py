@@ -105,18 +105,24 @@ def fit_figure(book: ClaimFits, findings: Sequence[Finding], claim_id: str, x: s
     return [save(plot_fit_grid(panels, x, loss, title), out / f"claim{claim_id}_{loss}_vs_{x}.{fmt}")]
 
 
-def front_figure(book: ClaimFits, findings: Sequence[Finding], claim_id: str, x: str, out: Path,
-                 fmt: str, which: str) -> List[Path]:
-    """Claims 2w/4/4f: a panel per function with both Pareto fronts vs x; each panel titled with
-    the verdict (which: "verdict", "flop_verdict" or "flop_verdict_yu") and the front ratio."""
+def front_panels(book: ClaimFits, findings: Sequence[Finding], claim_id: str, x: str,
+                 which: str) -> List[Tuple[str, pd.DataFrame]]:
+    """(panel title, rows) per function of a front claim: the title carries the finding's verdict
+    (which: "verdict", "flop_verdict" or "flop_verdict_yu") and the front ratio it came from."""
     claim = claim_by_id(claim_id)
     rows = book.rows(claim)
     panels = []
     for f in (f for f in findings if f.claim == claim_id and f.case not in ("all functions", "-")):
         ratio = book.front(claim, f.case, x).ratio
         shown = f"{ratio:.2g}" if ratio == ratio else "-"
-        panels.append((f"{f.case}: {getattr(f, which)} (KAN/MLP {shown})",
-                       rows[rows["task"] == f.case]))
+        panels.append((f"{f.case}: {getattr(f, which)} (KAN/MLP {shown})", rows[rows["task"] == f.case]))
+    return panels
+
+
+def front_figure(book: ClaimFits, findings: Sequence[Finding], claim_id: str, x: str, out: Path,
+                 fmt: str, which: str) -> List[Path]:
+    """Claims 2w/4/4f: a panel per function with both Pareto fronts vs x (front_panels)."""
+    panels = front_panels(book, findings, claim_id, x, which)
     if not panels:
         return []
     try:

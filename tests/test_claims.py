@@ -10,7 +10,7 @@ import pytest
 from analysis.claims import (CLAIMS, INCONCLUSIVE, NOT_REPRODUCED, NOT_SCALING, REPRODUCED, TOO_FEW,
                              ClaimFits,
                              Finding, check_fronts, convention_line, evaluate_all, majority)
-from analysis.claims_report import summary_tables
+from analysis.claims_report import front_panels, summary_tables
 from analysis.collect import runs_table, stages_table
 from tests.analysis_fixtures import (KAN_GRIDS, SPECIAL_FUNCTIONS, front_runs, record,
                                      special_function_runs, stage, toy_claims_runs, write_records)
@@ -82,6 +82,16 @@ def test_front_ratio_overlapping_is_inconclusive():
     found = fronts(special_function_runs(n_below=0))
     assert [found[("4", t)].verdict for t in SPECIAL_FUNCTIONS] == [INCONCLUSIVE] * 5
     assert found[("4", "all functions")].verdict == INCONCLUSIVE
+
+
+def test_each_front_panel_shows_its_verdict():
+    runs_tab, stages = tables(special_function_runs())
+    book = ClaimFits(runs_tab, stages, n_boot=100)
+    findings = check_fronts(CLAIM4, book)
+    titles = [title for title, _ in front_panels(book, findings, "4", "n_params", "verdict")]
+    assert titles == [f"{f.case}: {f.verdict} (KAN/MLP {f.numbers['ratio']:.2g})"
+                      for f in findings if f.case != "all functions"]
+    assert titles[0] == "sf_ellipj: reproduced (KAN/MLP 0.3)"
 
 
 def test_majority_rule():
