@@ -6,15 +6,15 @@ Fitted exchange rates (from two GroupFits of analysis.fit_table, never refitted)
 - at a budget X: L_ref(X) / L_other(X).
 Each is given only when L* (or X) lies inside both families' fit ranges (the losses, or the x, of
 the frontier points each fit used); elsewhere the result says OUTSIDE ("outside the measured
-range") and carries no number. Intervals pair the i-th bootstrap sample of one fit with the i-th of
-the other (the resamples are of independent runs, so the pairs are draws from the joint
+range") and carries no number. Intervals (on the log ratio, with the fits' t quantile) pair the i-th bootstrap sample of one
+fit with the i-th of the other (the resamples are of independent runs, so the pairs are draws from the joint
 sampling distribution).
 
 Front against front (no law): `compare_fronts(rows_a, rows_b, x, loss)` is the loss ratio
 L_a / L_b of the two measured Pareto fronts, interpolated linearly in log-log on a log grid over
 the x range both fronts cover, summarised as its geometric mean over that range; its interval
-comes from resampling the runs of both families within each size (analysis.bootstrap) and
-recomputing both fronts. With x = n_params or flops_forward it is the loss ratio at matched size
+(2.5th-97.5th percentiles) comes from resampling the runs of both families within each size
+(analysis.bootstrap) and recomputing both fronts. With x = n_params or flops_forward it is the loss ratio at matched size
 (claims 4 and 4f); with x = train_flops it is the loss at matched training work.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pandas as pd
 
 from analysis.bootstrap import runs_per_stratum, stratified_counts, stratum_column
 from analysis.frontier import front_mask, usable
-from analysis.laws import MIN_SIZES, FitResult
+from analysis.laws import MIN_SIZES, FitResult, t_quantile
 
 MEASURED, OUTSIDE, TOO_FEW = "measured", "outside the measured range", "too few sizes"
 N_GRID = 50  # log-spaced x values at which two fronts are compared
@@ -40,8 +40,8 @@ class ExchangeRate:
     reference: str  # family in the numerator, e.g. "mlp"
     other: str  # family in the denominator, e.g. "kan"
     estimate: float  # NaN when status is not MEASURED
-    ci_low: float  # 2.5th percentile over bootstrap pairs (NaN: no interval)
-    ci_high: float  # 97.5th percentile
+    ci_low: float  # 95% interval from the bootstrap pairs (_interval; NaN: no interval)
+    ci_high: float
     n_pairs: int  # bootstrap pairs with a finite ratio (a target below a floor E gives none)
     keys: Dict[str, Any]  # the other group keys (task, ...) and x
     x: str = ""
@@ -71,12 +71,15 @@ class ExchangeRate:
                 "n_pairs": self.n_pairs, "straddles_one": self.straddles_one}
 
 
-def _interval(ratios: np.ndarray) -> Tuple[float, float, int]:
+def _interval(ratios: np.ndarray, estimate: float, dof: int) -> Tuple[float, float, int]:
+    """estimate */ exp(t_{0.975, dof} * sd of the log bootstrap ratios): the intervals of the fits
+    themselves (analysis.laws._summarise) carried to the ratio."""
     finite = ratios[np.isfinite(ratios) & (ratios > 0)]
-    if len(finite) < 2:
+    q = t_quantile(dof)
+    if len(finite) < 2 or not np.isfinite(q) or not (np.isfinite(estimate) and estimate > 0):
         return float("nan"), float("nan"), len(finite)
-    low, high = np.percentile(finite, [2.5, 97.5])
-    return float(low), float(high), len(finite)
+    spread = q * np.std(np.log(finite), ddof=1)
+    return float(estimate * np.exp(-spread)), float(estimate * np.exp(spread)), len(finite)
 
 
 def _paired(ref: FitResult, other: FitResult) -> Tuple[np.ndarray, np.ndarray]:
@@ -105,7 +108,7 @@ def x_ratio_at_loss(ref: FitResult, other: FitResult, target_loss: float, refere
     estimate = float(ref.inverse(target_loss) / other.inverse(target_loss))
     ref_theta, other_theta = _paired(ref, other)
     ratios = ref.inverse(target_loss, theta=ref_theta) / other.inverse(target_loss, theta=other_theta)
-    low, high, n = _interval(np.asarray(ratios).ravel())
+    low, high, n = _interval(np.asarray(ratios).ravel(), estimate, min(ref.dof, other.dof))
     if not (ref.has_interval and other.has_interval):
         low, high = float("nan"), float("nan")
     return ExchangeRate("x_ratio_at_loss", float(target_loss), reference, other_name, estimate,
@@ -123,7 +126,7 @@ def loss_ratio_at_x(ref: FitResult, other: FitResult, budget: float, reference: 
     estimate = float(ref.predict([budget])[0] / other.predict([budget])[0])
     ref_theta, other_theta = _paired(ref, other)
     ratios = ref.predict([budget], theta=ref_theta)[:, 0] / other.predict([budget], theta=other_theta)[:, 0]
-    low, high, n = _interval(ratios)
+    low, high, n = _interval(ratios, estimate, min(ref.dof, other.dof))
     if not (ref.has_interval and other.has_interval):
         low, high = float("nan"), float("nan")
     return ExchangeRate("loss_ratio_at_x", float(budget), reference, other_name, estimate,

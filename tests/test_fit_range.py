@@ -195,3 +195,27 @@ def test_compare_fronts_at_matched_training_flops_stratifies_by_size():
         train_flops=lambda d: d["n_params"] * 1e3)
     result = compare_fronts(kan, mlp, x="train_flops", n_boot=100)
     assert result.status == MEASURED and result.has_interval and result.ratio < 1
+
+
+def test_analysis_modules_import_each_other_without_circles():
+    """Module-level `from analysis.X import` edges form no cycle; `python -m analysis.fit` is the
+    CLI in analysis/fit.py (fit_table has no main of its own)."""
+    import ast
+    from pathlib import Path
+
+    package = Path(fit_table.__file__).parent
+    edges = {}
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        edges[path.stem] = {node.module.split(".")[1] for node in tree.body
+                            if isinstance(node, ast.ImportFrom) and node.module
+                            and node.module.startswith("analysis.")}
+
+    def visit(module, trail):
+        assert module not in trail, f"import circle: {' -> '.join(trail + [module])}"
+        for target in edges.get(module, ()):
+            visit(target, trail + [module])
+
+    for module in edges:
+        visit(module, [])
+    assert not hasattr(fit_table, "main") and "fit_table" in edges["fit"]
