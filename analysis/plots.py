@@ -197,6 +197,9 @@ def _draw_grid_extension(ax, rows: pd.DataFrame, loss: str) -> None:
             label=f"G^-{GRID_REFERENCE_EXPONENT}")
     ax.set(xscale="log", yscale="log")
     tidy_log_axes(ax)
+    ticks = sorted(best["grid"].unique())  # label the grids that were run (3, 5, 10, 20, ...)
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.legend(fontsize=6.5, title="KAN widths", title_fontsize=7)
 
 

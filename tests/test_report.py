@@ -108,7 +108,8 @@ def test_tick_labels_do_not_overlap(results):
     fits = compute_fits(stages, xs=("n_params",), n_boot=10)
     panels = [(task, stages[stages["task"] == task], fits.select("n_params", task=task))
               for task in ("toy", "seeded")]
-    for fig in (plot_fit_grid(panels, "n_params", "test_rmse", "t"), plot_grid_extension(stages, "test_rmse")):
+    grids = plot_grid_extension(stages[stages["task"] == "toy"], "test_rmse")  # grids 3..50
+    for fig in (plot_fit_grid(panels, "n_params", "test_rmse", "t"), grids):
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
         for ax in fig.axes:
