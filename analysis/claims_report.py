@@ -29,7 +29,7 @@ from analysis.errors import AnalysisError, run_cli  # noqa: E402
 from analysis.fit_table import N_BOOT, json_safe  # noqa: E402
 from analysis.frontier import usable  # noqa: E402
 from analysis.plots import (FORMATS, axis_label, family_colors, plot_fit_grid, plot_front_grid,  # noqa: E402
-                            save)
+                            plot_ratio_grid, save)
 from analysis.report import Table, budget_table, render  # noqa: E402
 
 
@@ -129,7 +129,17 @@ def front_figure(book: ClaimFits, findings: Sequence[Finding], claim_id: str, x:
         fig = plot_front_grid(panels, x, "test_rmse", f"claim {claim_id}: Pareto fronts vs {axis_label(x)}")
     except AnalysisError:
         return []
-    return [save(fig, out / f"claim{claim_id}_fronts_vs_{x}.{fmt}")]
+    paths = [save(fig, out / f"claim{claim_id}_fronts_vs_{x}.{fmt}")]
+    claim = claim_by_id(claim_id)
+    cases = [f.case for f in findings if f.claim == claim_id and f.case not in ("all functions", "-")]
+    ratios = [(title, book.front(claim, case, x)) for (title, _), case in zip(panels, cases)]
+    try:
+        paths.append(save(plot_ratio_grid(ratios, x, f"claim {claim_id}: front ratio KAN / MLP vs "
+                                                     f"{axis_label(x)} (under 1: KAN front below)"),
+                          out / f"claim{claim_id}_ratio_vs_{x}.{fmt}"))
+    except AnalysisError:
+        pass
+    return paths
 
 
 def claim_by_id(claim_id: str) -> Claim:

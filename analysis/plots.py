@@ -39,15 +39,17 @@ def axis_label(column: str) -> str:
 
 
 def tidy_log_axes(ax) -> None:
-    """Log axes whose tick labels cannot overlap: labels on decades only (at most 5 per axis,
-    thinned by the locator), no minor labels; a span under a decade gets 1-2-5 labels."""
+    """Log axes whose tick labels do not overlap: labels on decades (at most 5 per axis, thinned by
+    the locator), no minor labels; a span under 2 decades gets 1-2-5 labels, under 0.6 every digit."""
     for axis, (low, high) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
         if axis.get_scale() != "log" or not (low > 0 and high > 0):
             continue
-        short = np.log10(high / low) < 2.0
-        axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0) if short
-                                                            else (1.0,), numticks=5))
-        axis.set_major_formatter(matplotlib.ticker.LogFormatterSciNotation(labelOnlyBase=False))
+        span = np.log10(high / low)
+        short = span < 2.0
+        subs = np.arange(1.0, 10.0) if span < 0.6 else (1.0, 2.0, 5.0) if short else (1.0,)
+        axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs, numticks=5))
+        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}") if short
+                                 else matplotlib.ticker.LogFormatterSciNotation())
         axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
@@ -153,6 +155,41 @@ def plot_front_grid(panels: Sequence[tuple], x: str, loss: str, title: str = "")
             tidy_log_axes(ax)
             ax.legend(fontsize=7, loc="best")
         _label_grid(fig, axes, x, loss, title)
+    return fig
+
+
+def plot_ratio_grid(panels: Sequence[tuple], x: str, title: str = ""):
+    """Facet grid of front ratios, one panel per (panel title, analysis.exchange.FrontComparison):
+    L_KAN / L_MLP along the common x range with its pointwise 95% bootstrap band, the geometric
+    mean and its interval (what the verdict reads) as a horizontal line and band, and 1 dashed."""
+    panels = [(t, c) for t, c in panels if c.curve is not None and len(c.curve)]
+    if not panels:
+        raise AnalysisError(f"no front comparison against {x} to plot")
+    with sns.axes_style("whitegrid"):
+        fig, axes = facet_axes(len(panels))
+        for ax, (panel_title, c) in zip(axes, panels):
+            ax.plot(c.grid, c.curve, color="C0", lw=1.8, label=f"{c.a}/{c.b} along the fronts")
+            if np.isfinite(c.curve_low).any():
+                ax.fill_between(c.grid, c.curve_low, c.curve_high, color="C0", alpha=0.2, lw=0,
+                                label="95% band")
+            ax.axhline(c.ratio, color="C3", lw=1.4, label=f"geometric mean {c.ratio:.3g}")
+            if c.has_interval:
+                ax.axhspan(c.ci_low, c.ci_high, color="C3", alpha=0.15, lw=0,
+                           label=f"its 95% interval [{c.ci_low:.3g}, {c.ci_high:.3g}]")
+            ax.axhline(1.0, color="k", ls="--", lw=1)
+            ax.set(xscale="log", yscale="log", title=panel_title)
+            low, high = ax.get_ylim()
+            ax.set_ylim(min(low, 0.8), max(high, 1.25))  # 1 always in view
+            tidy_log_axes(ax)
+            ax.legend(fontsize=6.5, loc="best")
+        for ax in axes:
+            ax.title.set_fontsize(9)
+            ax.set_xlabel(axis_label(x), fontsize=8)
+            ax.set_ylabel("test RMSE ratio KAN / MLP", fontsize=8)
+            ax.tick_params(labelsize=7)
+        if title:
+            fig.suptitle(title, fontsize=11)
+        fig.tight_layout()
     return fig
 
 

@@ -191,7 +191,8 @@ def test_claims_cli_writes_the_report(tmp_path):
     assert report.index("## Summary") < report.index("## Claim 1")
     assert "## Budget per family" in report
     figures = sorted(p.name for p in (tmp_path / "report" / "figures").iterdir())
-    assert "claim4_fronts_vs_n_params.png" in figures and "claim1_test_rmse_vs_n_params.png" in figures
+    assert {"claim4_fronts_vs_n_params.png", "claim4_ratio_vs_n_params.png",
+            "claim1_test_rmse_vs_n_params.png", "claim2w_fronts_vs_train_flops.png"} <= set(figures)
     page = (tmp_path / "report" / "report.html").read_text()
     assert page.count("data:image/png;base64") == len(figures)
     assert "**" not in page and "`" not in page  # Markdown rendered, not shown
