@@ -1,7 +1,7 @@
 """Bootstrap resamples of RUNS, stratified by model size, as per-row counts.
 
-A resample keeps every size and, within each size, draws as many rows (runs, or stages of runs)
-as the size has, with replacement (the stratified bootstrap of Efron & Tibshirani 1993, §8.6).
+A resample keeps every size and, within each size, draws as many runs as the size has, with
+replacement; a run's rows at that size (e.g. an MLP's stages) come along together (the stratified bootstrap of Efron & Tibshirani 1993, §8.6).
 Resamples are (B, n) integer counts over the rows, so the frontier and the fit of every resample
 are computed for all resamples at once (analysis.frontier.front_mask, analysis.laws).
 """
@@ -19,15 +19,28 @@ def stratum_column(x: str) -> str:
     return STRATUM.get(x, x)
 
 
-def stratified_counts(strata, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def _cells(strata, units) -> np.ndarray:
+    """(n,) code of each row's resampling unit: its (stratum, unit) pair, or the row itself."""
+    if units is None:
+        return np.arange(len(strata))
+    pairs = [f"{s!r}\x00{u!r}" for s, u in zip(strata, units)]
+    return np.unique(pairs, return_inverse=True)[1].ravel()
+
+
+def stratified_counts(strata, n_boot: int, rng: np.random.Generator, units=None) -> np.ndarray:
     """strata (n,) labels (e.g. n_params per row) -> counts (n_boot, n): within each stratum of m
-    rows, m draws with replacement among its rows."""
+    units, m draws with replacement among its units. units (n,), e.g. run_id: the rows of one run
+    at one size (an MLP's stages) are drawn together, as one unit; default: every row is a unit."""
     strata = np.asarray(strata)
+    cells = _cells(strata, units)
     counts = np.zeros((n_boot, len(strata)), dtype=np.int64)
     _, inverse = np.unique(strata, return_inverse=True)
     for label in range(inverse.max() + 1 if len(strata) else 0):
         rows = np.flatnonzero(inverse == label)
-        counts[:, rows] = rng.multinomial(len(rows), np.full(len(rows), 1.0 / len(rows)), size=n_boot)
+        members, cell_of_row = np.unique(cells[rows], return_inverse=True)
+        m = len(members)
+        drawn = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot)  # (B, m) per unit
+        counts[:, rows] = drawn[:, cell_of_row.ravel()]
     return counts
 
 
@@ -38,6 +51,11 @@ def point_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)
 
 
-def runs_per_stratum(strata) -> np.ndarray:
-    """How many rows each distinct stratum has (sorted by stratum)."""
-    return np.unique(np.asarray(strata), return_counts=True)[1]
+def runs_per_stratum(strata, units=None) -> np.ndarray:
+    """How many units (rows, or distinct `units` such as runs) each stratum has (sorted)."""
+    strata = np.asarray(strata)
+    if len(strata) == 0:
+        return np.zeros(0, dtype=np.int64)
+    cells = _cells(strata, units)
+    first = np.unique(cells, return_index=True)[1]
+    return np.unique(strata[first], return_counts=True)[1]

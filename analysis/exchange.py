@@ -253,7 +253,8 @@ def compare_fronts(rows_a: pd.DataFrame, rows_b: pd.DataFrame, x: str = "n_param
     for name, rows in ((a, rows_a), (b, rows_b)):
         kept, _ = usable(rows, x, loss)
         data[name] = (kept[x].to_numpy(float), kept[loss].to_numpy(float),
-                      kept[strata].to_numpy() if strata in kept.columns else kept[x].to_numpy())
+                      kept[strata].to_numpy() if strata in kept.columns else kept[x].to_numpy(),
+                      kept["run_id"].to_numpy() if "run_id" in kept.columns else None)
     nan = float("nan")
     empty = {name: 0 for name in (a, b)}
     if any(len(v[0]) == 0 for v in data.values()):
@@ -278,13 +279,13 @@ def compare_fronts(rows_a: pd.DataFrame, rows_b: pd.DataFrame, x: str = "n_param
     reason = None
     if n_union < min_sizes:
         reason = f"too few sizes ({n_union} < {min_sizes})"
-    elif all(runs_per_stratum(v[2]).max() < 2 for v in data.values()):
+    elif all(runs_per_stratum(v[2], v[3]).max() < 2 for v in data.values()):
         reason = "one run per size: nothing to resample (add seeds)"
     low = high = nan
     curve_low = curve_high = np.full(N_GRID, nan)
     if reason is None and n_boot > 0:
         rng = np.random.default_rng(seed)
-        boot = {name: _front_log_curves(v[0], v[1], stratified_counts(v[2], n_boot, rng) > 0,
+        boot = {name: _front_log_curves(v[0], v[1], stratified_counts(v[2], n_boot, rng, v[3]) > 0,
                                         log_grid) for name, v in data.items()}
         gaps = boot[a] - boot[b]  # (B, G) log L_a - log L_b
         low, high = (float(v) for v in np.exp(np.percentile(gaps.mean(axis=1), [2.5, 97.5])))

@@ -146,9 +146,11 @@ def fit_groups(stages: pd.DataFrame, x: str = "n_params", loss: str = "test_rmse
             error = regime.reason
         else:
             strata = rows[stratum].to_numpy() if stratum in rows.columns else None
+            units = rows["run_id"].to_numpy() if "run_id" in rows.columns else None
             try:
                 fit = fit_runs(rows[x].to_numpy(float), rows[loss].to_numpy(float), form=form,
                                n_boot=n_boot, seed=group_seed(seed, keys, x), strata=strata,
+                               units=units,
                                in_range=span.in_range, points=points, **fit_kwargs)
             except FitError as err:
                 error = str(err)

@@ -229,7 +229,7 @@ def fit_scaling_law(x, loss, form: str = "power", d=None, n_boot: int = 1000, se
 
 @threadpool_limits.wrap(limits=_BLAS_THREADS, user_api="blas")
 def fit_runs(x, loss, form: str = "power", n_boot: int = 400, seed: int = 0, strata=None,
-             in_range=None, points: str = "frontier", min_sizes: int = MIN_SIZES,
+             units=None, in_range=None, points: str = "frontier", min_sizes: int = MIN_SIZES,
              grid: Optional[np.ndarray] = None, n_starts: Optional[int] = 16, boot_starts: int = 1,
              delta: float = HUBER_DELTA) -> FitResult:
     """Fit `form` (power or floor) to the frontier of run rows, with a bootstrap of the runs.
@@ -239,8 +239,10 @@ def fit_runs(x, loss, form: str = "power", n_boot: int = 400, seed: int = 0, str
     strictly improving with size); "all" fits every row. in_range (n,) bool: rows the fit may use
     (analysis.fit_range.FitRange.in_range); the frontier is taken over all rows first, so an
     excluded row still dominates. strata (n,): the size of each row, resampled within (default x;
-    give n_params when x is train_flops or wall time). Each of `n_boot` resamples draws, within
-    every size, as many rows as it has, with replacement; recomputes the frontier; refits.
+    give n_params when x is train_flops or wall time). units (n,): the run of each row (run_id;
+    default: every row its own run). Each of `n_boot` resamples draws, within every size, as many
+    runs as it has, with replacement (a run's rows at that size together); recomputes the frontier;
+    refits.
 
     No interval (ci NaN, `ci_reason` set) when the point fit has fewer than `min_sizes` distinct
     sizes, or when every size has a single run (nothing varies between resamples).
@@ -251,11 +253,12 @@ def fit_runs(x, loss, form: str = "power", n_boot: int = 400, seed: int = 0, str
         raise FitError(f"points={points!r}: use frontier or all")
     x, loss = np.asarray(x, float).ravel(), np.asarray(loss, float).ravel()
     strata = x if strata is None else np.asarray(strata).ravel()
+    units = np.arange(len(x)) if units is None else np.asarray(units).ravel()
     in_range = np.ones(len(x), bool) if in_range is None else np.asarray(in_range, bool).ravel()
-    if not (len(x) == len(loss) == len(strata) == len(in_range)):
-        raise FitError("x, loss, strata and in_range must have the same length")
+    if not (len(x) == len(loss) == len(strata) == len(units) == len(in_range)):
+        raise FitError("x, loss, strata, units and in_range must have the same length")
     keep = np.isfinite(x) & np.isfinite(loss) & (x > 0) & (loss > 0)
-    x, loss, strata, in_range = x[keep], loss[keep], strata[keep], in_range[keep]
+    x, loss, strata, units, in_range = x[keep], loss[keep], strata[keep], units[keep], in_range[keep]
 
     def chosen(present: np.ndarray) -> np.ndarray:  # (B, n) counts -> (B, n) fit weights
         if points == "all":
@@ -271,11 +274,11 @@ def fit_runs(x, loss, form: str = "power", n_boot: int = 400, seed: int = 0, str
     reason = None
     if n_sizes < min_sizes:
         reason = f"too few sizes ({n_sizes} < {min_sizes})"
-    elif n_boot > 0 and runs_per_stratum(strata[in_range]).max() < 2:
+    elif n_boot > 0 and runs_per_stratum(strata[in_range], units[in_range]).max() < 2:
         reason = "one run per size: nothing to resample (add seeds)"
     boot_theta, failed = np.empty((0, len(theta))), 0
     if reason is None and n_boot > 0:
-        weights = chosen(stratified_counts(strata, n_boot, np.random.default_rng(seed)))
+        weights = chosen(stratified_counts(strata, n_boot, np.random.default_rng(seed), units))
         ok = _usable_resamples(form, logx, weights)
         failed = int((~ok).sum())
         if ok.any():

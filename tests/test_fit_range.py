@@ -102,6 +102,22 @@ def test_stratified_counts_resample_within_each_size():
     assert counts[:, :3].std(axis=0).min() > 0.5 and (counts[:, 5] == 1).all()
 
 
+def test_rows_of_one_run_at_one_size_are_drawn_together():
+    strata = np.array([5, 5, 5, 5, 7])
+    runs = np.array(["a", "a", "a", "b", "a"])  # run a has 3 stages at size 5
+    counts = stratified_counts(strata, 300, np.random.default_rng(1), units=runs)
+    assert (counts[:, 0] == counts[:, 1]).all() and (counts[:, 1] == counts[:, 2]).all()
+    assert set(counts[:, 0] + counts[:, 3]) == {2} and (counts[:, 4] == 1).all()
+
+
+def test_stages_of_one_run_are_not_seeds(tmp_path):
+    """One MLP run per size with three stages at that size: nothing to resample, no interval."""
+    from analysis_fixtures import write_synthetic_results
+    write_synthetic_results(tmp_path, with_failures=False)
+    mlp = fit_groups(collect_stages(tmp_path), n_boot=20)[1]
+    assert mlp.keys["family"] == "mlp" and mlp.status == TOO_FEW and "one run per size" in mlp.reason
+
+
 def test_three_sizes_give_no_interval():
     rows = sweep([10, 100, 1000], lambda x: 3 * x ** -1.0, seeds=4)
     fit = fit_runs(rows["n_params"], rows["test_rmse"], n_boot=50)
