@@ -144,6 +144,9 @@ def fit_groups(stages: pd.DataFrame, x: str = "n_params", loss: str = "test_rmse
         fit, error, used = None, None, rows.iloc[:0]
         if not regime.in_regime:
             error = regime.reason
+        elif len(rows) and span.n_included == 0:
+            reasons = sorted({p.reason for p in span.excluded})
+            error = f"no frontier point inside the fit range (excluded: {', '.join(reasons)})"
         else:
             strata = rows[stratum].to_numpy() if stratum in rows.columns else None
             units = rows["run_id"].to_numpy() if "run_id" in rows.columns else None

@@ -49,6 +49,15 @@ def test_paper_range_drops_plateau_and_saturated_points_and_says_why():
     assert (paper.n_points, paper.n_sizes, every.n_points) == (6, 6, 9)
 
 
+def test_group_with_every_point_out_of_range_says_why():
+    rows = sweep(SIZES, lambda x: 3 * x ** -1.0, n_train=1)  # every model saturated
+    (group,) = fit_groups(rows, n_boot=10)
+    assert group.fit is None and group.status == "not fitted"
+    assert group.reason == "no frontier point inside the fit range (excluded: n_params >= n_train*d_out)"
+    (every,) = fit_groups(rows, n_boot=10, fit_range_rule="all")
+    assert every.status == "fitted"
+
+
 def test_all_rule_keeps_every_frontier_point():
     rows = sweep(SIZES, plateau_then_power, n_train=1000)
     span = fit_range(rows, "n_params", "test_rmse", rule="all")
