@@ -13,7 +13,7 @@ CLI: python -m analysis.claims RESULTS_ROOT --out DIR [--n-boot N] [--seed S]
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
