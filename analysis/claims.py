@@ -2,8 +2,11 @@
 
 A claim is a sentence from Liu et al. 2024 (arXiv 2404.19756), the experiments that test it, the
 metric, and a verdict rule. `evaluate_all(runs, stages)` returns one Finding per claim and case
-(e.g. per toy function): what was measured, the per-FLOP view the paper does not give, and a
-verdict that is one of reproduced / not reproduced / inconclusive, computed, never typed in.
+(e.g. per toy function): what was measured, and two computed verdicts (never typed in): per
+parameter (the paper's axis) and per forward FLOP (a view the paper does not give), the latter
+under our FLOP convention and Yu et al.'s, with a line when the two conventions disagree. A verdict
+is reproduced / not reproduced / inconclusive / too few points (fewer than 4 sizes) / not in the
+scaling regime. Fits and front ratios are computed once in a ClaimFits and shared with the figures.
 
 CLI: python -m analysis.claims RESULTS_ROOT --out DIR [--n-boot N] [--seed S]
 """
@@ -16,18 +19,28 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.errors import FitError
-from analysis.fit import FitResult, fit_scaling_law
-from analysis.frontier import pareto_frontier, usable
+from analysis.exchange import MEASURED, TOO_FEW as CMP_TOO_FEW, FrontComparison, compare_fronts
+from analysis.fit_range import regime_check
+from analysis.fit_table import N_BOOT, FitSet, GroupFit, compute_fits, group_seed
+from analysis.frontier import usable
+from analysis.laws import MIN_SIZES
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+TOO_FEW, NOT_SCALING, NO_VIEW = "too few points", "not in the scaling regime", "-"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, TOO_FEW, NOT_SCALING)
 TOY_TASKS = ("toy_bessel", "toy_exp_sin", "toy_xy", "toy_exp_sin100", "toy_exp_sin4")
 MAX_CI_WIDTH = 2.0  # an exponent interval wider than this cannot tell N^-4 from N^-2
-RMSE_TARGET = 1e-2  # claim 4: the smallest model reaching this test RMSE
+# The two per-FLOP conventions, both record columns: ours (harness/counting.py) and Yu et al. 2024
+# (arXiv 2407.16674, "KAN or MLP: A Fairer Comparison"), which counts the basis once per edge.
+FLOP_CONVENTIONS = {"ours": "flops_forward", "Yu et al.": "flops_forward_yu2024"}
+TRAIN_FLOPS_YU = "train_flops_yu2024"  # derived column, see with_yu_train_flops
 
 
 @dataclass(frozen=True)
 class Finding:
+    """One claim on one case. `verdict` is the per-parameter view (the paper's own axis);
+    `flop_verdict` the per-FLOP view under our convention, `flop_verdict_yu` under Yu et al.'s
+    ("-" where a claim has no per-FLOP view); `convention` says whether the two agree."""
     claim: str  # claim id, e.g. "1"
     case: str  # what it was measured on, e.g. the task
     measured: str
@@ -35,6 +48,10 @@ class Finding:
     verdict: str
     why: str  # the rule's reason for the verdict
     numbers: Dict[str, float] = field(default_factory=dict)
+    flop_verdict: str = NO_VIEW
+    flop_why: str = ""
+    flop_verdict_yu: str = NO_VIEW
+    convention: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,97 +61,265 @@ class Claim:
     experiments: Sequence[str]  # experiment names whose results test it (full and quick)
     metric: str
     rule: str  # the verdict rule, in words
-    evaluate: Callable[["Claim", pd.DataFrame, pd.DataFrame, int, int], List[Finding]]
+    evaluate: Callable[["Claim", "ClaimFits"], List[Finding]]
 
 
-def _rows(table: pd.DataFrame, claim: Claim) -> pd.DataFrame:
-    return table[table["experiment"].isin(list(claim.experiments))]
+def with_yu_train_flops(stages: pd.DataFrame) -> pd.DataFrame:
+    """Add train_flops_yu2024: the same optimizer passes counted at Yu et al.'s cost per example
+    (train_flops x flops_forward_yu2024 / flops_forward; both conventions price backward alike)."""
+    if stages.empty or not {"train_flops", "flops_forward", "flops_forward_yu2024"} <= set(stages):
+        return stages.assign(**{TRAIN_FLOPS_YU: np.nan})
+    ratio = stages["flops_forward_yu2024"].astype(float) / stages["flops_forward"].astype(float)
+    return stages.assign(**{TRAIN_FLOPS_YU: stages["train_flops"].astype(float) * ratio})
 
 
-def _fit(rows: pd.DataFrame, x: str, loss: str, n_boot: int, seed: int) -> Optional[FitResult]:
-    points, _ = usable(rows, x, loss)
-    points = pareto_frontier(points, x, loss)
-    try:
-        return fit_scaling_law(points[x].to_numpy(float), points[loss].to_numpy(float),
-                               n_boot=n_boot, seed=seed)
-    except FitError:
-        return None
+def convention_line(ours: str, yu: str) -> str:
+    """The sentence on whether a per-FLOP verdict depends on the FLOP convention."""
+    if ours == NO_VIEW:
+        return ""
+    if ours == yu:
+        return f"same under both FLOP conventions ({ours})"
+    return f"depends on the FLOP convention: {ours} with ours, {yu} with Yu et al.'s"
 
 
-def _alpha_text(fit: Optional[FitResult]) -> str:
-    if fit is None:
-        return "no fit (too few points)"
-    a = fit.params["alpha"]
-    return f"alpha={a.estimate:.2f} [{a.ci_low:.2f}, {a.ci_high:.2f}] ({fit.n_points} pts)"
+# ----------------------------------------------------------------------------------------------
+# Fits and front comparisons, each computed once and shared by verdicts, figures and claims.json.
+
+def front_verdict(comparison: FrontComparison) -> tuple:
+    """A front comparison's verdict: KAN front below (interval under 1) -> reproduced, above ->
+    not reproduced, interval containing 1 -> inconclusive; too few sizes -> too few points."""
+    why = comparison.reason or comparison.status
+    if comparison.status == CMP_TOO_FEW or (comparison.reason or "").startswith("too few"):
+        return TOO_FEW, why
+    if comparison.status != MEASURED:
+        return INCONCLUSIVE, why
+    if not comparison.has_interval:
+        return INCONCLUSIVE, f"no interval: {comparison.reason}"
+    below = comparison.a_below
+    if below is None:
+        return INCONCLUSIVE, "the 95% interval of the front ratio contains 1"
+    return ((REPRODUCED, "KAN front below the MLP front (95% interval under 1)") if below else
+            (NOT_REPRODUCED, "KAN front above the MLP front (95% interval over 1)"))
 
 
-def _exponent_verdict(fit: Optional[FitResult], target: float) -> tuple:
-    if fit is None or fit.n_points < 3:
-        return INCONCLUSIVE, "fewer than 3 frontier points"
-    a = fit.params["alpha"]
+def front_text(comparison: FrontComparison) -> str:
+    """"loss KAN/MLP 0.31 [0.29, 0.33] over n_params 40..640" or why there is no number."""
+    if comparison.status != MEASURED:
+        return f"loss KAN/MLP: {comparison.status}" + (f" ({comparison.reason})" if comparison.reason else "")
+    ci = (f"[{comparison.ci_low:.3g}, {comparison.ci_high:.3g}]" if comparison.has_interval
+          else "(no interval)")
+    return (f"loss KAN/MLP {comparison.ratio:.3g} {ci} over {axis_words(comparison.x)} "
+            f"{comparison.x_low:.3g}..{comparison.x_high:.3g}")
+
+
+def axis_words(column: str) -> str:
+    return {"n_params": "parameters", "flops_forward": "forward FLOPs",
+            "flops_forward_yu2024": "forward FLOPs (Yu et al.)", "train_flops": "training FLOPs",
+            TRAIN_FLOPS_YU: "training FLOPs (Yu et al.)"}.get(column, column)
+
+
+class ClaimFits:
+    """Every fit (analysis.fit_table.FitSet) and front comparison (analysis.exchange.compare_fronts)
+    the claims use, computed once per (experiments, x, loss) and reused by the verdicts, the figures
+    and claims.json, so all three show the same numbers."""
+
+    def __init__(self, runs: pd.DataFrame, stages: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0):
+        self.runs, self.stages = runs, with_yu_train_flops(stages)
+        self.n_boot, self.seed = n_boot, seed
+        self._fits: Dict[tuple, FitSet] = {}
+        self._fronts: Dict[tuple, FrontComparison] = {}
+
+    def rows(self, claim: "Claim", table: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+        table = self.stages if table is None else table
+        return table[table["experiment"].isin(list(claim.experiments))]
+
+    def fits(self, claim: "Claim", x: str, loss: str = "test_rmse") -> Optional[FitSet]:
+        key = (tuple(claim.experiments), x, loss)
+        if key not in self._fits:
+            rows = self.rows(claim)
+            self._fits[key] = (None if rows.empty or x not in rows or loss not in rows else
+                               compute_fits(rows, xs=(x,), loss=loss, by=("family", "task"),
+                                            n_boot=self.n_boot, seed=self.seed))
+        return self._fits[key]
+
+    def fit(self, claim: "Claim", family: str, task: str, x: str, loss: str = "test_rmse"
+            ) -> Optional[GroupFit]:
+        found = self.fits(claim, x, loss)
+        return None if found is None else found.get(x, family=family, task=task)
+
+    def front(self, claim: "Claim", task: str, x: str, loss: str = "test_rmse") -> FrontComparison:
+        """KAN front against MLP front on one task, at matched x."""
+        key = (tuple(claim.experiments), task, x, loss)
+        if key not in self._fronts:
+            rows = self.rows(claim)
+            rows = rows[rows["task"] == task]
+            self._fronts[key] = compare_fronts(
+                rows[rows["family"] == "kan"], rows[rows["family"] == "mlp"], x=x, loss=loss,
+                n_boot=self.n_boot, seed=group_seed(self.seed, {"task": task}, x),
+                strata="n_params" if x in ("train_flops", TRAIN_FLOPS_YU) else None)
+        return self._fronts[key]
+
+    def regime(self, claim: "Claim", task: str, loss: str = "test_rmse") -> tuple:
+        """(NOT_SCALING, why) when a family's curve on the task fails the scaling-regime guard
+        (analysis.fit_range.regime_check), else ("", "")."""
+        rows = self.rows(claim)
+        for family in ("kan", "mlp"):
+            regime = regime_check(usable(rows[(rows["task"] == task) & (rows["family"] == family)],
+                                         "n_params", loss)[0], loss)
+            if not regime.in_regime:
+                return NOT_SCALING, f"{family}: {regime.reason}"
+        return "", ""
+
+    def all_fronts(self) -> List[dict]:
+        return [{"experiments": list(k[0]), "task": k[1], **v.to_dict()} for k, v in self._fronts.items()]
+
+    def all_fits(self) -> List[dict]:
+        return [{"experiments": list(k[0]), **g.to_dict()}
+                for k, found in self._fits.items() if found is not None for g in found]
+
+
+# ----------------------------------------------------------------------------------------------
+# Exponent verdicts
+
+def n_sizes(group: Optional[GroupFit]) -> int:
+    """Distinct sizes among the points a fit used."""
+    return 0 if group is None or group.data.empty else int(group.data[group.x].nunique())
+
+
+def fit_state(group: Optional[GroupFit]) -> tuple:
+    """(state, why) before any rule: TOO_FEW or NOT_SCALING (analysis.fit_table's status), or
+    ("", "") when the fit is verdict-ready (an interval from at least MIN_SIZES sizes)."""
+    if group is None:
+        return TOO_FEW, "no runs"
+    if group.status == NOT_SCALING:
+        return NOT_SCALING, group.reason or NOT_SCALING
+    if not group.verdict_ready or n_sizes(group) < MIN_SIZES:
+        return TOO_FEW, group.reason or f"{n_sizes(group)} sizes (a verdict needs {MIN_SIZES})"
+    return "", ""
+
+
+def alpha_text(group: Optional[GroupFit]) -> str:
+    state, _ = fit_state(group)
+    if state:
+        return state
+    a = group.fit.params["alpha"]
+    return f"alpha {a.estimate:.2f} [{a.ci_low:.2f}, {a.ci_high:.2f}] ({n_sizes(group)} sizes)"
+
+
+def exponent_verdict(group: Optional[GroupFit], target: float) -> tuple:
+    state, why = fit_state(group)
+    if state:
+        return state, why
+    a = group.fit.params["alpha"]
     if not (math.isfinite(a.ci_low) and math.isfinite(a.ci_high)) or a.ci_high - a.ci_low > MAX_CI_WIDTH:
-        return INCONCLUSIVE, f"95% CI wider than {MAX_CI_WIDTH:g}"
+        return INCONCLUSIVE, f"95% interval of alpha wider than {MAX_CI_WIDTH:g}"
     if a.ci_low <= target <= a.ci_high:
-        return REPRODUCED, f"95% CI contains {target:g}"
-    return NOT_REPRODUCED, f"95% CI excludes {target:g}"
+        return REPRODUCED, f"95% interval of alpha contains {target:g}"
+    return NOT_REPRODUCED, f"95% interval of alpha excludes {target:g}"
+
+
+def faster_verdict(kan: Optional[GroupFit], mlp: Optional[GroupFit]) -> tuple:
+    """KAN exponent above the MLP's with disjoint 95% intervals."""
+    for group in (kan, mlp):
+        state, why = fit_state(group)
+        if state:
+            return state, f"{group.keys['family'] if group else 'a family'}: {why}"
+    k, m = kan.fit.params["alpha"], mlp.fit.params["alpha"]
+    if k.ci_low > m.ci_high:
+        return REPRODUCED, "KAN exponent above the MLP's (95% intervals disjoint)"
+    if k.ci_high < m.ci_low:
+        return NOT_REPRODUCED, "KAN exponent below the MLP's (95% intervals disjoint)"
+    return INCONCLUSIVE, "the two 95% intervals overlap"
+
+
+def alpha_numbers(group: Optional[GroupFit]) -> Dict[str, float]:
+    if fit_state(group)[0]:
+        return {"n_sizes": n_sizes(group)}
+    a = group.fit.params["alpha"]
+    return {"alpha": a.estimate, "ci_low": a.ci_low, "ci_high": a.ci_high, "n_sizes": n_sizes(group)}
+
+
+def _tasks(claim: "Claim", book: ClaimFits, only: Optional[Sequence[str]] = None) -> List[str]:
+    present = sorted(set(book.rows(claim)["task"].dropna()))
+    return [t for t in (only or present) if t in present]
+
+
+def _flop_finding_parts(verdicts: Dict[str, tuple]) -> Dict[str, str]:
+    ours, yu = verdicts["ours"], verdicts["Yu et al."]
+    return dict(flop_verdict=ours[0], flop_why=ours[1], flop_verdict_yu=yu[0],
+                convention=convention_line(ours[0], yu[0]))
 
 
 def check_kan_exponent(loss: str) -> Callable:
-    """Claim 1: KAN frontier exponent of loss vs n_params is 4 (k = 3), per toy function."""
-    def evaluate(claim, runs, stages, n_boot, seed):
-        rows = _rows(stages, claim)
+    """Claim 1: KAN frontier exponent of loss vs n_params is 4 (k = 3), per toy function; the
+    per-FLOP view applies the same rule to the exponent vs forward FLOPs, in both conventions."""
+    def evaluate(claim, book):
         out = []
-        for task in [t for t in TOY_TASKS if t in set(rows["task"])]:
-            kan = rows[(rows["task"] == task) & (rows["family"] == "kan")]
-            fit = _fit(kan, "n_params", loss, n_boot, seed)
-            by_flops = _fit(kan, "flops_forward", loss, n_boot, seed)
-            verdict, why = _exponent_verdict(fit, 4.0)
-            out.append(Finding(claim.id, task, f"KAN {loss} vs params: {_alpha_text(fit)}",
-                               f"KAN vs FLOPs: {_alpha_text(by_flops)}", verdict, why,
-                               _alpha_numbers(fit)))
+        for task in _tasks(claim, book, TOY_TASKS):
+            fit = book.fit(claim, "kan", task, "n_params", loss)
+            by_flops = {name: book.fit(claim, "kan", task, column, loss)
+                        for name, column in FLOP_CONVENTIONS.items()}
+            verdict, why = exponent_verdict(fit, 4.0)
+            flop = {name: exponent_verdict(g, 4.0) for name, g in by_flops.items()}
+            out.append(Finding(claim.id, task, f"KAN vs parameters: {alpha_text(fit)}",
+                               "; ".join(f"KAN vs FLOPs ({name}): {alpha_text(g)}"
+                                         for name, g in by_flops.items()),
+                               verdict, why, alpha_numbers(fit), **_flop_finding_parts(flop)))
         return out
     return evaluate
 
 
-def _alpha_numbers(fit: Optional[FitResult]) -> Dict[str, float]:
-    if fit is None:
-        return {}
-    a = fit.params["alpha"]
-    return {"alpha": a.estimate, "ci_low": a.ci_low, "ci_high": a.ci_high, "n_points": fit.n_points}
-
-
-def check_per_flop_scaling(claim, runs, stages, n_boot, seed) -> List[Finding]:
-    """Claim 2: does the KAN's faster scaling survive counting FLOPs? KAN vs MLP exponents."""
-    rows = _rows(stages, claim)
+def check_per_flop_scaling(claim, book) -> List[Finding]:
+    """Claim 2: KANs scale faster than MLPs (KAN exponent above the MLP's), per parameter and per
+    forward FLOP in both conventions."""
     out = []
-    for task in [t for t in TOY_TASKS if t in set(rows["task"])]:
-        fits = {(family, x): _fit(rows[(rows["task"] == task) & (rows["family"] == family)], x,
-                                  "test_rmse", n_boot, seed)
-                for family in ("kan", "mlp") for x in ("n_params", "flops_forward", "wall_time_s")}
-        kan, mlp = fits[("kan", "flops_forward")], fits[("mlp", "flops_forward")]
-        if kan is None or mlp is None or min(kan.n_points, mlp.n_points) < 3:
-            # two points fit a 2-parameter law exactly: their bootstrap interval means nothing
-            verdict, why = INCONCLUSIVE, "a family has fewer than 3 frontier points"
-        else:
-            k, m = kan.params["alpha"], mlp.params["alpha"]
-            if k.ci_low > m.ci_high:
-                verdict, why = REPRODUCED, "KAN exponent per FLOP above the MLP's (CIs disjoint)"
-            elif k.ci_high < m.ci_low:
-                verdict, why = NOT_REPRODUCED, "KAN exponent per FLOP below the MLP's (CIs disjoint)"
-            else:
-                verdict, why = INCONCLUSIVE, "the two 95% CIs overlap"
-        measured = (f"per param: KAN {_alpha_text(fits[('kan', 'n_params')])}; "
-                    f"MLP {_alpha_text(fits[('mlp', 'n_params')])}")
-        per_flop = (f"per FLOP: KAN {_alpha_text(kan)}; MLP {_alpha_text(mlp)}; per second: KAN "
-                    f"{_alpha_text(fits[('kan', 'wall_time_s')])}; MLP "
-                    f"{_alpha_text(fits[('mlp', 'wall_time_s')])}")
-        out.append(Finding(claim.id, task, measured, per_flop, verdict, why))
+    for task in _tasks(claim, book, TOY_TASKS):
+        def both(x):
+            return book.fit(claim, "kan", task, x), book.fit(claim, "mlp", task, x)
+        per_param = both("n_params")
+        verdict, why = faster_verdict(*per_param)
+        flop = {name: faster_verdict(*both(column)) for name, column in FLOP_CONVENTIONS.items()}
+        measured = f"KAN {alpha_text(per_param[0])}; MLP {alpha_text(per_param[1])}"
+        per_flop = "; ".join(f"{name}: KAN {alpha_text(both(column)[0])}, MLP {alpha_text(both(column)[1])}"
+                             for name, column in FLOP_CONVENTIONS.items())
+        out.append(Finding(claim.id, task, measured, per_flop, verdict, why,
+                           **_flop_finding_parts(flop)))
     return out
 
 
-def check_pde(claim, runs, stages, n_boot, seed) -> List[Finding]:
+def check_matched_work(claim, book) -> List[Finding]:
+    """Claim 2w: at equal parameters and at equal training FLOPs (matched work), the KAN front lies
+    below the MLP front, per toy function."""
+    out = []
+    for task in _tasks(claim, book, TOY_TASKS):
+        by_params = book.front(claim, task, "n_params")
+        work = {"ours": book.front(claim, task, "train_flops"),
+                "Yu et al.": book.front(claim, task, TRAIN_FLOPS_YU)}
+        out.append(_front_finding(claim, book, task, by_params, work))
+    return out
+
+
+def _front_finding(claim: "Claim", book: ClaimFits, task: str, by_params: FrontComparison,
+                   by_flops: Dict[str, FrontComparison]) -> Finding:
+    """One function's front comparison: per parameter, and per FLOP under each convention; a curve
+    outside the scaling regime gets that verdict instead of a comparison."""
+    regime = book.regime(claim, task)
+    verdict, why = regime if regime[0] else front_verdict(by_params)
+    flop = {k: regime if regime[0] else front_verdict(r) for k, r in by_flops.items()}
+    return Finding(claim.id, task, front_text(by_params),
+                   "; ".join(f"{name}: {front_text(r)}" for name, r in by_flops.items()), verdict,
+                   why, _ratio_numbers(by_params), **_flop_finding_parts(flop))
+
+
+def _ratio_numbers(comparison: FrontComparison) -> Dict[str, float]:
+    return {"ratio": comparison.ratio, "ci_low": comparison.ci_low, "ci_high": comparison.ci_high}
+
+
+def check_pde(claim, book) -> List[Finding]:
     """Claim 3: KAN [2,10,1] vs the 4-layer width-100 MLP on Poisson: l2 error ratio >= 100."""
-    rows = usable(_rows(stages, claim), "n_params", "metrics.l2_sq")[0] if "metrics.l2_sq" in stages else stages.iloc[:0]
+    stages = book.stages
+    rows = (usable(book.rows(claim), "n_params", "metrics.l2_sq")[0] if "metrics.l2_sq" in stages
+            else stages.iloc[:0])
     kan = rows[(rows["family"] == "kan") & (rows["widths"] == "2-10-1")]
     mlp = rows[(rows["family"] == "mlp") & (rows["widths"] == "2-100-100-100-1")]
     if kan.empty or mlp.empty:
@@ -163,77 +348,62 @@ def check_pde(claim, runs, stages, n_boot, seed) -> List[Finding]:
                     {"l2_ratio": float(ratio)})]
 
 
-def _smallest_reaching(rows: pd.DataFrame, x: str) -> Optional[pd.Series]:
-    hit = rows[rows["test_rmse"] < RMSE_TARGET]
-    return None if hit.empty else hit.loc[hit[x].idxmin()]
-
-
-def _dominates(front_a: pd.DataFrame, front_b: pd.DataFrame, x: str) -> bool:
-    """Every point of front_b is matched or beaten by a point of front_a (no more x, no more loss)."""
-    return all(((front_a[x] <= px) & (front_a["test_rmse"] <= pl)).any()
-               for px, pl in zip(front_b[x], front_b["test_rmse"]))
-
-
-def check_fronts(claim, runs, stages, n_boot, seed) -> List[Finding]:
-    """Claim 4: per function, smallest KAN/MLP reaching RMSE < 1e-2, and front domination counts."""
-    rows = usable(_rows(stages, claim), "n_params", "test_rmse")[0]
-    counts = {x: {"kan": 0, "mlp": 0, "n": 0} for x in ("n_params", "flops_forward")}
-    smaller, lines = {"kan": 0, "mlp": 0, "n": 0}, []
-    for task, group in rows.groupby("task"):
-        by_family = {f: group[group["family"] == f] for f in ("kan", "mlp")}
-        if any(g.empty for g in by_family.values()):
+def check_fronts(claim, book) -> List[Finding]:
+    """Claims 4/4f: per function, the KAN/MLP front ratio at matched parameters (the paper's view)
+    and at matched forward FLOPs (both conventions); then the majority over functions."""
+    per_task = []
+    for task in _tasks(claim, book):
+        rows = book.rows(claim)
+        families = set(rows[rows["task"] == task]["family"])
+        if not {"kan", "mlp"} <= families:
             continue
-        for x, c in counts.items():
-            fronts = {f: pareto_frontier(g, x, "test_rmse") for f, g in by_family.items()}
-            c["n"] += 1
-            c["kan"] += _dominates(fronts["kan"], fronts["mlp"], x)
-            c["mlp"] += _dominates(fronts["mlp"], fronts["kan"], x)
-        best = {f: _smallest_reaching(g, "n_params") for f, g in by_family.items()}
-        smaller["n"] += 1
-        if best["kan"] is not None and (best["mlp"] is None or best["kan"]["n_params"] < best["mlp"]["n_params"]):
-            smaller["kan"] += 1
-        elif best["mlp"] is not None:
-            smaller["mlp"] += 1
-        lines.append((task, best))
-    if smaller["n"] < 3:
-        return [Finding(claim.id, ", ".join(claim.experiments), "fewer than 3 functions with both families",
-                        "-", INCONCLUSIVE, "too few functions")]
-    p, f = counts["n_params"], counts["flops_forward"]
-    decided = smaller["kan"] + smaller["mlp"]  # functions where some model reached the target
-    if decided < 3 or smaller["kan"] == smaller["mlp"]:
-        verdict = INCONCLUSIVE
-    else:
-        verdict = REPRODUCED if smaller["kan"] > smaller["mlp"] else NOT_REPRODUCED
-    why = (f"the smallest model reaching RMSE < {RMSE_TARGET:g} is a KAN on {smaller['kan']} and an "
-           f"MLP on {smaller['mlp']} of {smaller['n']} functions (neither: {smaller['n'] - decided})")
-    measured = (f"KAN front dominates MLP front per parameter on {p['kan']}/{p['n']} functions, MLP "
-                f"dominates on {p['mlp']}/{p['n']}")
-    per_flop = f"per FLOP: KAN dominates on {f['kan']}/{f['n']}, MLP on {f['mlp']}/{f['n']}"
-    finding = Finding(claim.id, "all functions", measured, per_flop, verdict, why,
-                      {"kan_smaller": smaller["kan"], "n_functions": smaller["n"]})
-    return [finding] + [_smallest_finding(claim, task, best) for task, best in lines]
+        by_params = book.front(claim, task, "n_params")
+        by_flops = {name: book.front(claim, task, column) for name, column in FLOP_CONVENTIONS.items()}
+        per_task.append(_front_finding(claim, book, task, by_params, by_flops))
+    if not per_task:
+        return [Finding(claim.id, "all functions", "no function with both KAN and MLP runs", NO_VIEW,
+                        TOO_FEW, "no function has both families")]
+    flop = {"ours": majority([f.flop_verdict for f in per_task]),
+            "Yu et al.": majority([f.flop_verdict_yu for f in per_task])}
+    verdict, why = majority([f.verdict for f in per_task])
+    summary = Finding(claim.id, "all functions", f"per parameter: {count_text([f.verdict for f in per_task])}",
+                      f"per FLOP (ours): {count_text([f.flop_verdict for f in per_task])}", verdict, why,
+                      {"n_functions": len(per_task),
+                       "kan_below": sum(f.verdict == REPRODUCED for f in per_task)},
+                      **_flop_finding_parts(flop))
+    return [summary] + per_task
 
 
-def _smallest_finding(claim: Claim, task: str, best: Dict[str, Optional[pd.Series]]) -> Finding:
-    def text(f):
-        b = best[f]
-        return "none" if b is None else f"{int(b['n_params'])} params / {int(b['flops_forward'])} FLOPs"
-    kan, mlp = best["kan"], best["mlp"]
-    if kan is None and mlp is None:
-        verdict, why = INCONCLUSIVE, f"neither reached RMSE < {RMSE_TARGET:g}"
-    elif mlp is None or (kan is not None and kan["n_params"] < mlp["n_params"]):
-        verdict, why = REPRODUCED, "the KAN reaching the target is smaller"
-    else:
-        verdict, why = NOT_REPRODUCED, "the MLP reaching the target is as small or smaller"
-    flop_winner = ("-" if kan is None or mlp is None else
-                   ("KAN" if kan["flops_forward"] < mlp["flops_forward"] else "MLP") + " fewer FLOPs")
-    return Finding(claim.id, task, f"smallest to RMSE<{RMSE_TARGET:g}: KAN {text('kan')}, MLP {text('mlp')}",
-                   flop_winner, verdict, why)
+def count_text(verdicts: Sequence[str]) -> str:
+    counts = {v: list(verdicts).count(v) for v in VERDICTS}
+    return ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "none"
 
 
-def check_forgetting(claim, runs, stages, n_boot, seed) -> List[Finding]:
+def majority(verdicts: Sequence[str]) -> tuple:
+    """Reproduced when the KAN front is below (interval excluding 1) on a majority of functions;
+    not reproduced when no majority is possible even if every undecided function went the KAN's
+    way; inconclusive in between. Fewer than 3 functions with a ratio: too few points (not in the
+    scaling regime when that is why on most functions)."""
+    n = len(verdicts)
+    below = sum(v == REPRODUCED for v in verdicts)
+    against = sum(v == NOT_REPRODUCED for v in verdicts)
+    measured = sum(v in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE) for v in verdicts)
+    why = f"KAN front below on {below} of {n} functions, above on {against}"
+    if measured < 3:
+        outside = sum(v == NOT_SCALING for v in verdicts)
+        return (NOT_SCALING if outside > n / 2 else TOO_FEW,
+                f"{measured} functions with a front ratio (the majority rule needs 3)"
+                + (f"; {outside} not in the scaling regime" if outside else ""))
+    if below > n / 2:
+        return REPRODUCED, why
+    if n - against <= n / 2:  # even with every undecided function: no KAN majority
+        return NOT_REPRODUCED, why
+    return INCONCLUSIVE, why
+
+
+def check_forgetting(claim, book) -> List[Finding]:
     """Claim 5: after the last region, KAN error on earlier regions stays small; MLP's does not."""
-    rows = _rows(runs, claim)
+    rows = book.rows(claim, book.runs)
     rows = rows[rows["status"] == "done"]
     if "metrics.forgetting" not in rows or rows.empty:
         return [Finding(claim.id, "continual_peaks", "no continual runs", "-", INCONCLUSIVE, "runs missing")]
@@ -254,47 +424,57 @@ def check_forgetting(claim, runs, stages, n_boot, seed) -> List[Finding]:
                     f"FLOPs/example: KAN {flops['kan']}, smallest MLP {flops['mlp']}", verdict, why)]
 
 
+_FRONT_RULE = ("per function, the KAN/MLP front ratio (geometric mean over the common range, "
+               "log-log interpolation, stratified bootstrap): reproduced if its 95% interval lies "
+               "below 1, not reproduced if above, too few points under 4 sizes a front; over "
+               "functions: reproduced if reproduced on a majority, not reproduced if a majority is "
+               "out of reach; the per-FLOP view uses matched forward FLOPs")
 CLAIMS: List[Claim] = [
     Claim("1", "§3.1: KAN test RMSE scales as N^-4 with cubic splines (k = 3)",
-          ("toy_scaling", "toy_scaling_quick"), "test_rmse vs n_params, KAN frontier",
-          f"reproduced if the 95% CI of alpha contains 4; inconclusive if < 3 frontier points or "
-          f"the CI is wider than {MAX_CI_WIDTH:g}; else not reproduced",
-          check_kan_exponent("test_rmse")),
+          ("toy_scaling", "toy_scaling_quick"), "test RMSE vs parameters, KAN front",
+          f"reproduced if the 95% interval of alpha contains 4; too few points under {MIN_SIZES} "
+          f"sizes; inconclusive if the interval is wider than {MAX_CI_WIDTH:g}; per FLOP: the same "
+          "rule on alpha vs forward FLOPs", check_kan_exponent("test_rmse")),
     Claim("1m", "§3.1: the median error reaches the N^-4 slope (the RMSE ~ N^-3)",
-          ("toy_scaling", "toy_scaling_quick"), "median |f - f*| vs n_params, KAN frontier",
-          "as claim 1, on test_median_abs_error", check_kan_exponent("test_median_abs_error")),
-    Claim("2", "§3.1 (per-FLOP view, not in the paper): KANs scale faster than MLPs",
-          ("toy_scaling", "toy_scaling_quick"), "alpha vs flops_forward, KAN and MLP frontiers",
-          "reproduced if the KAN's alpha CI lies above the MLP's; not if below; inconclusive if "
-          "they overlap or a family has < 3 frontier points",
+          ("toy_scaling", "toy_scaling_quick"), "median |f - f*| vs parameters, KAN front",
+          "as claim 1, on the median absolute error", check_kan_exponent("test_median_abs_error")),
+    Claim("2", "§3.1: KANs scale faster than MLPs (per-FLOP view not in the paper)",
+          ("toy_scaling", "toy_scaling_quick"), "alpha vs parameters and vs forward FLOPs, both fronts",
+          "reproduced if the KAN's 95% interval of alpha lies above the MLP's; not if below; "
+          f"inconclusive if they overlap; too few points under {MIN_SIZES} sizes a family",
           check_per_flop_scaling),
+    Claim("2w", "§3.1 at matched work (not in the paper): a KAN reaches a lower test RMSE than an "
+                "MLP of equal size, and of equal training FLOPs",
+          ("toy_scaling", "toy_scaling_quick"), "front ratio KAN/MLP at matched parameters; at "
+          "matched training FLOPs", "as claim 4, per toy function", check_matched_work),
     Claim("3", "§3.4: a 2-layer width-10 KAN is 100x more accurate than a 4-layer width-100 MLP "
                "(1e-7 vs 1e-5 MSE) and 100x more parameter efficient (1e2 vs 1e4)",
-          ("pde_poisson", "pde_poisson_quick"), "l2_sq vs the exact solution",
+          ("pde_poisson", "pde_poisson_quick"), "l2 squared error vs the exact solution",
           "reproduced if MLP/KAN l2_sq >= 100; inconclusive if per-seed ratios straddle 100",
           check_pde),
-    Claim("4", "§3.2: on special functions KAN Pareto fronts (params, RMSE) lie below MLPs'",
-          ("special_functions", "special_functions_quick"), "test_rmse fronts",
-          "reproduced if the smallest model reaching RMSE < 1e-2 is a KAN on more functions than it is "
-          "an MLP; inconclusive on a tie or < 3 functions reached",
+    Claim("4", "§3.2: on special functions KAN Pareto fronts (parameters, RMSE) lie below MLPs'",
+          ("special_functions", "special_functions_quick"), "test RMSE fronts", _FRONT_RULE,
           check_fronts),
     Claim("4f", "§3.3: on Feynman equations KANs are more parameter efficient than MLPs",
-          ("feynman", "feynman_quick"), "test_rmse fronts", "as claim 4", check_fronts),
+          ("feynman", "feynman_quick"), "test RMSE fronts", "as claim 4", check_fronts),
     Claim("5", "§3.5: KANs avoid catastrophic forgetting; MLPs forget",
           ("continual", "continual_quick"), "RMSE on earlier regions after the last stage",
           "reproduced if every KAN forgets less than every MLP and below 0.1", check_forgetting),
 ]
 
 
-def evaluate_all(runs: pd.DataFrame, stages: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
-                 progress: Callable[[str], None] = lambda message: None) -> List[Finding]:
+def evaluate_all(runs: pd.DataFrame, stages: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0,
+                 progress: Callable[[str], None] = lambda message: None,
+                 book: Optional[ClaimFits] = None) -> List[Finding]:
+    """One Finding per claim and case; pass `book` to keep the fits for the figures and JSON."""
+    book = book or ClaimFits(runs, stages, n_boot=n_boot, seed=seed)
     findings: List[Finding] = []
     for claim in CLAIMS:
-        if _rows(runs, claim).empty:
+        if book.rows(claim, runs).empty:
             findings.append(Finding(claim.id, "-", f"no runs of {' / '.join(claim.experiments)}",
-                                    "-", INCONCLUSIVE, "experiment not run"))
+                                    NO_VIEW, TOO_FEW, "experiment not run"))
         else:
-            findings.extend(claim.evaluate(claim, runs, stages, n_boot, seed))
+            findings.extend(claim.evaluate(claim, book))
         progress(f"claim {claim.id}: {findings[-1].verdict}")
     return findings
 

@@ -1,4 +1,5 @@
-"""The claims report: claim | paper says | measured | per-FLOP view | verdict, with figures.
+"""The claims report: a summary of verdict counts first, the budget per family, then per claim the
+paper's sentence (once), its cases with per-parameter and per-FLOP verdicts, and its figures.
 
 CLI: python -m analysis.claims RESULTS_ROOT --out DIR [--n-boot N] [--seed S] [--format png|svg|pdf]
 Writes DIR/report.md, DIR/report.html (figures embedded), DIR/claims.json and DIR/figures/.
@@ -21,13 +22,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.claims import CLAIMS, TOY_TASKS, Finding, evaluate_all  # noqa: E402
+from analysis.claims import (CLAIMS, FLOP_CONVENTIONS, MIN_SIZES, NO_VIEW, TOY_TASKS, VERDICTS,  # noqa: E402
+                             Claim, ClaimFits, Finding, evaluate_all)
 from analysis.collect import load_records, runs_table, stages_table  # noqa: E402
 from analysis.errors import AnalysisError, run_cli  # noqa: E402
-from analysis.fit_table import fit_groups, json_safe  # noqa: E402
+from analysis.fit_table import N_BOOT, json_safe  # noqa: E402
 from analysis.frontier import usable  # noqa: E402
-from analysis.plots import FORMATS, family_colors, plot_loss_vs_x, save  # noqa: E402
-from analysis.report import Table, render  # noqa: E402
+from analysis.plots import (FORMATS, axis_label, family_colors, plot_fit_grid, plot_front_grid,  # noqa: E402
+                            plot_ratio_grid, save)
+from analysis.report import Table, budget_table, render  # noqa: E402
 
 
 QUICK_EXPERIMENTS = ("toy_scaling_quick", "special_functions_quick", "feynman_quick",
@@ -39,37 +42,113 @@ REGENERATE = ("Regenerate (about 10 minutes on 2 CPU cores): `for e in "
               "the paper's protocol.")
 
 
-def claims_table(findings: Sequence[Finding]) -> Table:
-    says = {c.id: c.paper_says for c in CLAIMS}
-    rows = [(f.claim, f.case, says[f.claim], f.measured, f.per_flop, f"**{f.verdict}** ({f.why})")
-            for f in findings]
-    return Table(("claim", "case", "paper says", "measured", "per-FLOP view", "verdict"), rows)
+def verdict_cell(verdict: str, why: str) -> str:
+    return NO_VIEW if verdict == NO_VIEW else f"**{verdict}**: {why}"
 
 
-def rules_table() -> Table:
-    return Table(("claim", "experiments", "metric", "verdict rule"),
-                 [(c.id, ", ".join(c.experiments), c.metric, c.rule) for c in CLAIMS])
+def case_table(findings: Sequence[Finding], with_flops: bool) -> Table:
+    """A claim's cases: what was measured and the verdict, per parameter and (if the claim has
+    one) per FLOP, with whether the per-FLOP verdict depends on the FLOP convention."""
+    if not with_flops:
+        return Table(("case", "measured", "verdict", "FLOPs and time"),
+                     [(f.case, f.measured, verdict_cell(f.verdict, f.why), f.per_flop) for f in findings])
+    rows = [(f.case, f.measured, verdict_cell(f.verdict, f.why), f.per_flop,
+             verdict_cell(f.flop_verdict, f.flop_why), f.convention or NO_VIEW) for f in findings]
+    return Table(("case", "per parameter", "verdict", "per FLOP (ours; Yu et al.)",
+                  "verdict per FLOP (ours)", "FLOP conventions"), rows)
+
+
+def summary_tables(findings: Sequence[Finding]) -> Tuple[Table, Table]:
+    """Counts of verdicts over every case (per parameter; per FLOP under each convention), and one
+    line per claim."""
+    cases = [f for f in findings if f.case != "all functions"]
+    views = (("per parameter", lambda f: f.verdict), ("per FLOP (ours)", lambda f: f.flop_verdict),
+             ("per FLOP (Yu et al.)", lambda f: f.flop_verdict_yu))
+    counts = Table(["verdict"] + [name for name, _ in views],
+                   [[verdict] + [str(sum(get(f) == verdict for f in cases)) for _, get in views]
+                    for verdict in VERDICTS])
+    per_claim = []
+    for claim in CLAIMS:
+        mine = [f for f in findings if f.claim == claim.id]
+        headline = [f for f in mine if f.case == "all functions"]
+        rows = headline or mine
+        per_claim.append([claim.id, claim.paper_says,
+                          "; ".join(f"**{f.verdict}**" if len(rows) == 1 else f"{f.case}: {f.verdict}"
+                                    for f in rows),
+                          "; ".join(f.flop_verdict if len(rows) == 1 else f"{f.case}: {f.flop_verdict}"
+                                    for f in rows if f.flop_verdict != NO_VIEW) or NO_VIEW])
+    return counts, Table(("claim", "paper says", "verdict per parameter", "verdict per FLOP (ours)"),
+                         per_claim)
+
+
+def _titled(case: str, verdict: str) -> str:
+    return f"{case}: {verdict}"
+
+
+def fit_figure(book: ClaimFits, findings: Sequence[Finding], claim_id: str, x: str, loss: str,
+               out: Path, fmt: str, per_flop: bool) -> List[Path]:
+    """Claims 1/1m/2: a panel per toy function, loss vs x, KAN and MLP fits with bootstrap bands;
+    each panel titled with the verdict it shows."""
+    claim = claim_by_id(claim_id)
+    rows = book.rows(claim)
+    panels = []
+    for f in (f for f in findings if f.claim == claim_id and f.case in TOY_TASKS):
+        task_rows = usable(rows[rows["task"] == f.case], x, loss)[0]
+        fits = [book.fit(claim, family, f.case, x, loss) for family in ("kan", "mlp")]
+        verdict = f.flop_verdict if per_flop else f.verdict
+        if x == FLOP_CONVENTIONS["Yu et al."]:
+            verdict = f.flop_verdict_yu
+        panels.append((_titled(f.case, verdict), task_rows, fits))
+    if not panels or all(p[1].empty for p in panels):
+        return []
+    title = f"claim {claim_id}: {axis_label(loss)} vs {axis_label(x)}"
+    return [save(plot_fit_grid(panels, x, loss, title), out / f"claim{claim_id}_{loss}_vs_{x}.{fmt}")]
+
+
+def front_panels(book: ClaimFits, findings: Sequence[Finding], claim_id: str, x: str,
+                 which: str) -> List[Tuple[str, pd.DataFrame]]:
+    """(panel title, rows) per function of a front claim: the title carries the finding's verdict
+    (which: "verdict", "flop_verdict" or "flop_verdict_yu") and the front ratio it came from."""
+    claim = claim_by_id(claim_id)
+    rows = book.rows(claim)
+    panels = []
+    for f in (f for f in findings if f.claim == claim_id and f.case not in ("all functions", "-")):
+        ratio = book.front(claim, f.case, x).ratio
+        shown = f"{ratio:.2g}" if ratio == ratio else "-"
+        panels.append((f"{f.case}: {getattr(f, which)} (KAN/MLP {shown})", rows[rows["task"] == f.case]))
+    return panels
+
+
+def front_figure(book: ClaimFits, findings: Sequence[Finding], claim_id: str, x: str, out: Path,
+                 fmt: str, which: str) -> List[Path]:
+    """Claims 2w/4/4f: a panel per function with both Pareto fronts vs x (front_panels)."""
+    panels = front_panels(book, findings, claim_id, x, which)
+    if not panels:
+        return []
+    try:
+        fig = plot_front_grid(panels, x, "test_rmse", f"claim {claim_id}: Pareto fronts vs {axis_label(x)}")
+    except AnalysisError:
+        return []
+    paths = [save(fig, out / f"claim{claim_id}_fronts_vs_{x}.{fmt}")]
+    claim = claim_by_id(claim_id)
+    cases = [f.case for f in findings if f.claim == claim_id and f.case not in ("all functions", "-")]
+    ratios = [(title, book.front(claim, case, x)) for (title, _), case in zip(panels, cases)]
+    try:
+        paths.append(save(plot_ratio_grid(ratios, x, f"claim {claim_id}: front ratio KAN / MLP vs "
+                                                     f"{axis_label(x)} (under 1: KAN front below)"),
+                          out / f"claim{claim_id}_ratio_vs_{x}.{fmt}"))
+    except AnalysisError:
+        pass
+    return paths
+
+
+def claim_by_id(claim_id: str) -> Claim:
+    return next(c for c in CLAIMS if c.id == claim_id)
 
 
 def _experiments(stages: pd.DataFrame, claim_id: str) -> pd.DataFrame:
-    claim = next(c for c in CLAIMS if c.id == claim_id)
+    claim = claim_by_id(claim_id)
     return stages[stages["experiment"].isin(list(claim.experiments))]
-
-
-def scaling_figures(stages: pd.DataFrame, out: Path, fmt: str, n_boot: int, seed: int) -> List[Path]:
-    """Claims 1-2: per toy function, loss vs parameters and vs FLOPs with frontier fits."""
-    rows = _experiments(stages, "1")
-    paths = []
-    for task in [t for t in TOY_TASKS if t in set(rows["task"])]:
-        task_rows = rows[rows["task"] == task]
-        for x in ("n_params", "flops_forward"):
-            fits = fit_groups(task_rows, x=x, by=("family", "task"), n_boot=n_boot, seed=seed)
-            try:
-                paths.append(save(plot_loss_vs_x(task_rows, fits, x, "test_rmse", task),
-                                  out / f"claim1_{x}_{task}.{fmt}"))
-            except AnalysisError:
-                pass
-    return paths
 
 
 def pde_figure(stages: pd.DataFrame, out: Path, fmt: str) -> List[Path]:
@@ -84,32 +163,11 @@ def pde_figure(stages: pd.DataFrame, out: Path, fmt: str) -> List[Path]:
         for (family, widths), group in rows.groupby(["family", "widths"]):
             ax.plot(group["n_params"], group["metrics.l2_sq"], "o-", color=colors[family],
                     alpha=0.8, label=f"{family} {widths}")
-        ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="l2 squared error",
+        ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="squared l2 error",
                title="Poisson PDE: error vs parameters (one point per stage)")
         ax.legend(fontsize=7)
         fig.tight_layout()
     return [save(fig, out / f"claim3_pde.{fmt}")]
-
-
-def fronts_figure(stages: pd.DataFrame, claim_id: str, out: Path, fmt: str) -> List[Path]:
-    """Claims 4/4f: best test RMSE per function, KAN vs MLP (points under the diagonal: KAN better)."""
-    rows = usable(_experiments(stages, claim_id), "n_params", "test_rmse")[0]
-    best = rows.groupby(["task", "family"])["test_rmse"].min().unstack()
-    if rows.empty or not {"kan", "mlp"} <= set(best.columns):
-        return []
-    best = best.dropna()
-    with sns.axes_style("whitegrid"):
-        fig, ax = plt.subplots(figsize=(5.6, 5.2))
-        ax.scatter(best["mlp"], best["kan"], color="C0")
-        for task, row in best.iterrows():
-            ax.annotate(task.split("_", 1)[-1], (row["mlp"], row["kan"]), fontsize=6)
-        lo, hi = best.min().min() / 2, best.max().max() * 2
-        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="equal")
-        ax.set(xscale="log", yscale="log", xlabel="best MLP test RMSE", ylabel="best KAN test RMSE",
-               title=f"claim {claim_id}: best RMSE per function")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-    return [save(fig, out / f"claim{claim_id}_best_rmse.{fmt}")]
 
 
 def forgetting_figure(stages: pd.DataFrame, out: Path, fmt: str) -> List[Path]:
@@ -130,7 +188,33 @@ def forgetting_figure(stages: pd.DataFrame, out: Path, fmt: str) -> List[Path]:
     return [save(fig, out / f"claim5_forgetting.{fmt}")]
 
 
-def build_claims_report(results_root: Path, out_dir: Path, n_boot: int = 1000, seed: int = 0,
+def claim_figures(book: ClaimFits, findings: Sequence[Finding], claim_id: str, out: Path,
+                  fmt: str) -> List[Path]:
+    """The figures that sit beside a claim's verdicts."""
+    stages = book.stages
+    ours, yu = FLOP_CONVENTIONS["ours"], FLOP_CONVENTIONS["Yu et al."]
+    if claim_id == "1":
+        return (fit_figure(book, findings, "1", "n_params", "test_rmse", out, fmt, False)
+                + fit_figure(book, findings, "1", ours, "test_rmse", out, fmt, True))
+    if claim_id == "1m":
+        return fit_figure(book, findings, "1m", "n_params", "test_median_abs_error", out, fmt, False)
+    if claim_id == "2":
+        return (fit_figure(book, findings, "2", ours, "test_rmse", out, fmt, True)
+                + fit_figure(book, findings, "2", yu, "test_rmse", out, fmt, True))
+    if claim_id == "2w":
+        return (front_figure(book, findings, "2w", "n_params", out, fmt, "verdict")
+                + front_figure(book, findings, "2w", "train_flops", out, fmt, "flop_verdict"))
+    if claim_id in ("4", "4f"):
+        return (front_figure(book, findings, claim_id, "n_params", out, fmt, "verdict")
+                + front_figure(book, findings, claim_id, ours, out, fmt, "flop_verdict"))
+    if claim_id == "3":
+        return pde_figure(stages, out, fmt)
+    if claim_id == "5":
+        return forgetting_figure(stages, out, fmt)
+    return []
+
+
+def build_claims_report(results_root: Path, out_dir: Path, n_boot: int = N_BOOT, seed: int = 0,
                         fmt: str = "png") -> Tuple[Path, Path]:
     records = load_records(results_root)
     if not records:
@@ -145,25 +229,43 @@ def build_claims_report(results_root: Path, out_dir: Path, n_boot: int = 1000, s
     def progress(message: str) -> None:
         print(f"[claims] {message} ({time.perf_counter() - started:.0f}s)", file=sys.stderr, flush=True)
 
-    findings = evaluate_all(runs, stages, n_boot=n_boot, seed=seed, progress=progress)
-    figures = (scaling_figures(stages, figures_dir, fmt, n_boot, seed) + pde_figure(stages, figures_dir, fmt)
-               + fronts_figure(stages, "4", figures_dir, fmt) + fronts_figure(stages, "4f", figures_dir, fmt)
-               + forgetting_figure(stages, figures_dir, fmt))
-    progress(f"{len(figures)} figures")
+    book = ClaimFits(runs, stages, n_boot=n_boot, seed=seed)
+    findings = evaluate_all(runs, stages, progress=progress, book=book)
+    claim_sections = []
+    n_figures = 0
+    for claim in CLAIMS:
+        mine = [f for f in findings if f.claim == claim.id]
+        figures = claim_figures(book, findings, claim.id, figures_dir, fmt) if mine[0].case != "-" else []
+        n_figures += len(figures)
+        with_flops = any(f.flop_verdict != NO_VIEW for f in mine)
+        claim_sections.append((f"Claim {claim.id}", [
+            f"> {claim.paper_says}",
+            f"Tested on {' / '.join(claim.experiments)}; metric: {claim.metric}. Rule: {claim.rule}.",
+            case_table(mine, with_flops), *figures]))
+    progress(f"{n_figures} figures")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "claims.json").write_text(json.dumps(json_safe([asdict(f) for f in findings]), indent=2))
-    counts = runs.groupby(["experiment", "status"]).size().unstack(fill_value=0)
-    status = Table(["experiment", *map(str, counts.columns)],
-                   [[str(e), *map(str, row)] for e, row in counts.iterrows()])
+    (out_dir / "claims.json").write_text(json.dumps(json_safe(
+        {"findings": [asdict(f) for f in findings], "fits": book.all_fits(),
+         "front_comparisons": book.all_fronts()}), indent=2, allow_nan=False))
+    counts, per_claim = summary_tables(findings)
+    budget, unequal = budget_table(runs)
+    status_counts = runs.groupby(["experiment", "status"]).size().unstack(fill_value=0)
+    status = Table(["experiment", *map(str, status_counts.columns)],
+                   [[str(e), *map(str, row)] for e, row in status_counts.iterrows()])
     sections = [
+        ("Summary", [
+            "Verdicts over every case (a case is one function or one setting). Per parameter is the "
+            "paper's axis; per FLOP is the same rule at matched forward FLOPs (training FLOPs for "
+            "claim 2w), under our FLOP convention and under Yu et al.'s (2024). A verdict needs "
+            f"at least {MIN_SIZES} sizes per fitted curve (else too few points).",
+            counts, per_claim]),
         ("Setup", [REGENERATE, f"Results: `{results_root}`; {len(runs)} runs, {len(stages)} stage rows; "
-                   f"fits: Huber power law on the frontier, {n_boot} bootstrap resamples, seed {seed}. "
-                   "Verdicts come from the rules below applied to these results; quick-size "
-                   "experiments train far less than the paper, so read their verdicts as verdicts on "
-                   "the quick protocol.", status]),
-        ("Claims", [claims_table(findings)]),
-        ("Verdict rules", [rules_table()]),
-        ("Figures", figures),
+                   f"{n_boot} bootstrap resamples (runs resampled within each size), seed {seed}. "
+                   "Quick-size experiments train far less than the paper: read their verdicts as "
+                   "verdicts on the quick protocol.", status]),
+        ("Budget per family", ["Seeds and optimizer steps each family got, from the records."]
+         + [f"**{line}**" for line in unequal] + [budget]),
+        *claim_sections,
     ]
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     return render(sections, out_dir, f"kanscale claims report ({generated})")
@@ -174,7 +276,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      description="Check the KAN paper's claims against a results folder.")
     parser.add_argument("results_root", help="folder holding <run_id>/result.json")
     parser.add_argument("--out", required=True, help="folder for report.md, report.html, claims.json")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per fit")
+    parser.add_argument("--n-boot", type=int, default=N_BOOT,
+                        help="bootstrap resamples of the runs (stratified by size) per fit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--format", default="png", choices=FORMATS)
     args = parser.parse_args(argv)

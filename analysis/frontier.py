@@ -37,12 +37,24 @@ def pareto_frontier(points: pd.DataFrame, x: str, loss: str, by: Sequence[str] =
     groups = points.groupby(list(by), sort=False, dropna=False) if by else [((), points)]
     keep = []
     for _, group in groups:
-        ordered = group.sort_values([x, loss], kind="stable")
-        best_at_x = ordered.groupby(x, sort=True)[loss].idxmin()  # lowest loss at each size
-        candidates = ordered.loc[best_at_x.values]
-        running_best = candidates[loss].cummin().shift(fill_value=np.inf)
-        keep.extend(candidates.index[candidates[loss] < running_best])
+        xs, ls = group[x].to_numpy(float), group[loss].to_numpy(float)
+        keep.extend(group.index[front_mask(xs, ls, np.ones((1, len(group)), bool))[0]])
     return points[points.index.isin(keep)]
+
+
+def front_mask(x, loss, present: np.ndarray) -> np.ndarray:
+    """The frontier of every resample at once: x, loss (n,) of the rows; present (B, n) bool (rows
+    drawn in resample b) -> (B, n) bool, True for the rows on resample b's frontier (the first row
+    of lowest loss at each x, kept while strictly below every smaller x's best)."""
+    x, loss = np.asarray(x, float), np.asarray(loss, float)
+    present = np.atleast_2d(np.asarray(present, bool))
+    order = np.lexsort((np.arange(len(x)), loss, x))  # x ascending, then loss, then row order
+    ordered = np.where(present[:, order], loss[order][None, :], np.inf)  # (B, n)
+    before = np.minimum.accumulate(ordered, axis=1)
+    before = np.concatenate([np.full((len(ordered), 1), np.inf), before[:, :-1]], axis=1)
+    out = np.zeros_like(present)
+    out[:, order] = present[:, order] & (ordered < before)
+    return out
 
 
 def select_points(stages: pd.DataFrame, x: str, loss: str, points: str = "frontier",

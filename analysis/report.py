@@ -1,8 +1,10 @@
-"""The study report: run counts, fit table, exchange rates and figures, as report.md and a
-self-contained report.html (figures embedded as base64).
+"""The study report: a summary, the budget per family, run counts, the fit table (with fit ranges),
+exchange rates (only inside the measured ranges) and facet-grid figures, as report.md and a
+self-contained report.html (the same Markdown rendered by markdown-it-py, figures embedded).
 
 CLI: python -m analysis.report RESULTS_ROOT --out DIR [--n-boot N] [--loss test_rmse]
-         [--form power|floor] [--points frontier|all] [--x n_params,...] [--format png|svg|pdf]
+         [--form power|floor] [--points frontier|all] [--fit-range paper|all] [--x n_params,...]
+         [--format png|svg|pdf]
 """
 from __future__ import annotations
 
@@ -11,16 +13,19 @@ import base64
 import datetime
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 import pandas as pd
 
 from analysis.collect import load_records, runs_table, stages_table
 from analysis.errors import AnalysisError, run_cli
-from analysis.exchange import exchange_table
-from analysis.fit_table import LOSS_COLUMNS, X_COLUMNS, fit_groups, json_safe, print_progress
+from analysis.exchange import MEASURED, exchange_table
+from analysis.fit_range import RANGE_RULES
+from analysis.fit_table import LOSS_COLUMNS, N_BOOT, X_COLUMNS, compute_fits, json_safe, print_progress
 from analysis.frontier import POINTS, usable
 from analysis.plots import FORMATS, make_figures
 
@@ -48,127 +53,229 @@ def status_table(runs: pd.DataFrame) -> Table:
     return Table(["experiment", "family"] + statuses + ["total"], rows)
 
 
+def _span(values) -> str:
+    values = sorted({int(v) for v in values if v == v})
+    if not values:
+        return "?"
+    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+
+def budget_table(runs: pd.DataFrame) -> Tuple[Table, List[str]]:
+    """The training budget each family got, per experiment, from the records: runs, seeds,
+    optimizer and optimizer steps per run (all stages); plus one line per experiment whose
+    families got different seeds or steps (a frontier favours the family with more tries)."""
+    done = runs[runs["status"] == "done"] if "status" in runs else runs
+    rows, unequal = [], []
+    for experiment, by_experiment in done.groupby("experiment", sort=True):
+        budgets = {}
+        for family, group in by_experiment.groupby("family", sort=True):
+            seeds = sorted({int(s) for s in group["seed"].dropna()})
+            steps = _span(group["steps"])
+            budgets[family] = (tuple(seeds), steps)
+            rows.append([str(experiment), str(family), str(len(group)),
+                         f"{len(seeds)} ({', '.join(map(str, seeds[:6]))}{', ...' if len(seeds) > 6 else ''})",
+                         ", ".join(sorted(group["optimizer"].dropna().astype(str).unique())), steps,
+                         _span(group["n_params"])])
+        if len(set(budgets.values())) > 1:
+            unequal.append(f"Unequal budgets in {experiment}: " + "; ".join(
+                f"{f} {len(seeds)} seed{'s' * (len(seeds) != 1)}, {steps} steps"
+                for f, (seeds, steps) in budgets.items())
+                + ". The best-of-seeds front favours the family with more tries.")
+    header = ["experiment", "family", "runs", "seeds", "optimizer", "optimizer steps per run",
+              "parameters (last stage)"]
+    return Table(header, rows), unequal
+
+
+def _range_text(g) -> str:
+    span = g.fit_range
+    if span is None or not span.points:
+        return "-"
+    reasons = {}
+    for point in span.excluded:
+        reasons[point.reason] = reasons.get(point.reason, 0) + 1
+    inside = f"{_num(span.x_min)}..{_num(span.x_max)}" if span.n_included else "none"
+    left_out = "; ".join(f"{n} {reason}" for reason, n in reasons.items())
+    return inside + (f" (left out: {left_out})" if left_out else "")
+
+
 def fit_rows(group_fits) -> Table:
-    """family x task x X: alpha, its 95% CI, E (floor form) or A, points used, or why not fitted."""
+    """family x task x X: alpha, its 95% CI (none from fewer than 4 sizes), E (floor form) and A,
+    the fit range with the points left out and why, and the fit's status."""
     rows = []
     for g in group_fits:
         keys = [str(v) for v in g.keys.values()]
-        excluded = f"{g.excluded['not_done']} not done, {g.excluded['non_finite']} non-finite"
+        status = g.status if g.reason is None else f"{g.status}: {g.reason}"
         if g.fit is None:
-            rows.append(keys + [g.x, "", "", "", "", str(g.n_points), g.points, excluded,
-                                f"not fitted: {g.error}"])
+            rows.append(keys + [g.x, "", "", "", "", str(g.n_points), _range_text(g), status])
             continue
         p = g.fit.params
         alpha = p["alpha"]
-        rows.append(keys + [g.x, f"{alpha.estimate:.3f}", f"[{alpha.ci_low:.3f}, {alpha.ci_high:.3f}]",
-                            f"{_num(p['A'].estimate)}", _num(p["E"].estimate) if "E" in p else "-",
-                            str(g.n_points), g.points, excluded,
-                            f"fitted ({g.fit.n_boot} resamples)"])
-    header = list(group_fits[0].keys) if group_fits else []
-    return Table(header + ["x", "alpha", "alpha 95% CI", "A", "E", "n points", "points",
-                           "excluded rows", "status"], rows)
+        ci = (f"[{alpha.ci_low:.3f}, {alpha.ci_high:.3f}]" if g.fit.has_interval else "no interval")
+        rows.append(keys + [g.x, f"{alpha.estimate:.3f}", ci, f"{_num(p['A'].estimate)}",
+                            _num(p["E"].estimate) if "E" in p else "-", str(g.n_points),
+                            _range_text(g), status])
+    header = list(group_fits[0].keys) if len(group_fits) else []
+    return Table(header + ["x", "alpha", "alpha 95% CI", "A", "E", "points fitted", "fit range",
+                           "status"], rows)
 
 
 def exchange_rows(rates) -> Table:
+    """Exchange rates; outside either family's measured range the row says so, with no number."""
     rows = []
     for r in rates:
         what = (f"{r.x} {r.reference}/{r.other} at loss {_num(r.at)}" if r.quantity == "x_ratio_at_loss"
                 else f"loss {r.reference}/{r.other} at {r.x}={_num(r.at)}")
-        verdict = "straddles 1" if r.straddles_one else (f"{r.other} ahead" if r.estimate > 1
-                                                        else f"{r.reference} ahead")
-        rows.append([", ".join(f"{k}={v}" for k, v in r.keys.items()), what, _num(r.estimate),
-                     f"[{_num(r.ci_low)}, {_num(r.ci_high)}]", str(r.n_pairs), verdict])
+        if r.status != MEASURED:
+            rows.append([", ".join(f"{k}={v}" for k, v in r.keys.items()), what, r.status, "-", "-",
+                         r.status])
+            continue
+        verdict = "no interval: no verdict" if not np.isfinite(r.ci_low) else (
+            "interval contains 1: no clear winner") if r.straddles_one else (
+            f"{r.other} ahead" if r.estimate > 1 else f"{r.reference} ahead")
+        ci = f"[{_num(r.ci_low)}, {_num(r.ci_high)}]" if np.isfinite(r.ci_low) else "no interval"
+        rows.append([", ".join(f"{k}={v}" for k, v in r.keys.items()), what, _num(r.estimate), ci,
+                     str(r.n_pairs), verdict])
     return Table(["group", "ratio", "estimate", "95% CI", "pairs", "verdict"], rows)
+
+
+def fit_summary(group_fits, rates) -> str:
+    """One paragraph: how many fits have an interval, how many have too few points or are not in
+    the scaling regime, and how many exchange rates were measured."""
+    statuses = [g.status for g in group_fits]
+    parts = [f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses)]
+    measured = sum(r.status == MEASURED for r in rates)
+    return (f"Fits: {len(statuses)} ({', '.join(parts) or 'none'}). Exchange rates: {measured} "
+            f"measured, {len(rates) - measured} outside the measured range (no number given).")
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _md_table(table: Table) -> str:
     if not table.rows:
         return "(none)\n"
-    lines = ["| " + " | ".join(table.header) + " |", "|" + " --- |" * len(table.header)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table.rows]
+    lines = ["| " + " | ".join(map(_cell, table.header)) + " |", "|" + " --- |" * len(table.header)]
+    lines += ["| " + " | ".join(map(_cell, row)) + " |" for row in table.rows]
     return "\n".join(lines) + "\n"
 
 
-def _html_table(table: Table) -> str:
-    if not table.rows:
-        return "<p>(none)</p>"
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                   for row in table.rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _md_figure(path: Path, out_dir: Path) -> str:
+    rel = path.relative_to(out_dir).as_posix()
+    if path.suffix == ".pdf":  # a browser shows no PDF in <img>: a link instead
+        return f"[{path.stem} (PDF)]({rel})\n"
+    return f"![{path.stem}]({rel})\n"
 
 
-def _html_figure(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    mime = _MIME[path.suffix.lstrip(".")]
-    tag = (f'<embed src="data:{mime};base64,{data}" width="640" height="480">' if mime.endswith("pdf")
-           else f'<img alt="{html.escape(path.stem)}" src="data:{mime};base64,{data}">')
-    return f"<figure>{tag}<figcaption>{html.escape(path.stem)}</figcaption></figure>"
-
-
-def render(sections: List[Tuple[str, List]], out_dir: Path, title: str) -> Tuple[Path, Path]:
-    """Write report.md (figures linked) and report.html (figures embedded) from the same sections;
-    a section is (heading, [str paragraph | Table | Path figure])."""
-    md, body = [f"# {title}\n"], []
+def to_markdown(sections: List[Tuple[str, List]], out_dir: Path, title: str) -> str:
+    """Sections (heading, [str Markdown paragraph | Table | Path figure]) as one Markdown page,
+    figures linked relative to out_dir."""
+    md = [f"# {title}\n"]
     for heading, blocks in sections:
         md.append(f"## {heading}\n")
-        body.append(f"<h2>{html.escape(heading)}</h2>")
         for block in blocks:
             if isinstance(block, Table):
                 md.append(_md_table(block))
-                body.append(_html_table(block))
             elif isinstance(block, Path):
-                md.append(f"![{block.stem}]({block.relative_to(out_dir).as_posix()})\n")
-                body.append(_html_figure(block))
+                md.append(_md_figure(block, out_dir))
             else:
                 md.append(f"{block}\n")
-                body.append(f"<p>{html.escape(block)}</p>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}img{max-width:100%}")
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}"
-            "</body></html>")
+    return "\n".join(md)
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1200px;margin:2em auto;
+     padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+h3{margin-top:1.4em}
+table{border-collapse:collapse;margin:.6em 0;font-size:13px}
+td,th{border:1px solid #d0d0d0;padding:3px 8px;vertical-align:top;text-align:left}
+th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
+img{max-width:100%;height:auto;display:block;margin:.6em 0}
+code{background:#f3f3f3;padding:0 3px;border-radius:3px}
+blockquote{margin:.6em 0;padding:.2em 1em;border-left:4px solid #bbb;color:#444;background:#f8f8f8}
+.v-reproduced{color:#1a7f37}.v-not-reproduced{color:#b42318}.v-inconclusive{color:#9a6700}
+.v-too-few-points,.v-not-in-the-scaling-regime{color:#666}
+"""
+
+
+def markdown_to_html(markdown_text: str, out_dir: Path, title: str) -> str:
+    """One self-contained HTML page from the report's Markdown (rendered by markdown-it-py, the
+    CommonMark reference port, with GFM tables); png/svg figures embedded as base64."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+
+    def embed(match: "re.Match") -> str:
+        path = Path(out_dir) / html.unescape(match.group(1))
+        mime = _MIME.get(path.suffix.lstrip("."))
+        if mime is None or mime.endswith("pdf") or not path.is_file():
+            return match.group(0)
+        return f'src="data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"'
+
+    body = re.sub(r'src="([^":]+)"', embed, body)
+    # verdict words in bold get a colour: <strong>not reproduced</strong> -> class v-not-reproduced
+    body = re.sub(r"<strong>(reproduced|not reproduced|inconclusive|too few points|"
+                  r"not in the scaling regime)</strong>",
+                  lambda m: f'<strong class="v-{m.group(1).replace(" ", "-")}">{m.group(1)}</strong>',
+                  body)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style></head><body>{body}</body></html>")
+
+
+def render(sections: List[Tuple[str, List]], out_dir: Path, title: str) -> Tuple[Path, Path]:
+    """Write report.md (figures linked) and report.html (the same Markdown rendered, figures
+    embedded); a section is (heading, [str Markdown paragraph | Table | Path figure])."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = to_markdown(sections, out_dir, title)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    md_path.write_text("\n".join(md))
-    html_path.write_text(page)
+    md_path.write_text(text)
+    html_path.write_text(markdown_to_html(text, out_dir, title))
     return md_path, html_path
 
 
 def build_report(results_root: Path, out_dir: Path, loss: str = "test_rmse", form: str = "power",
-                 points: str = "frontier", xs: Sequence[str] = REPORT_X, n_boot: int = 1000,
+                 points: str = "frontier", xs: Sequence[str] = REPORT_X, n_boot: int = N_BOOT,
                  seed: int = 0, fmt: str = "png", reference: str = "mlp",
-                 progress=print_progress) -> Tuple[Path, Path]:
-    """Collect, fit (per family x task x X), compute exchange rates, plot, and write the report
-    (plus fits.json: the fit table and exchange rates, machine-readable)."""
+                 progress=print_progress, fit_range_rule: str = "paper") -> Tuple[Path, Path]:
+    """Collect, fit once (per family x task x X, analysis.fit_table.compute_fits), compute exchange
+    rates inside the measured ranges, plot, and write the report (plus fits.json: the same fit
+    table and exchange rates, machine-readable)."""
     records = load_records(results_root)
     if not records:
         raise AnalysisError(f"no result.json under {results_root}: nothing to report")
     runs, stages = runs_table(records), stages_table(records)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fits = [g for x in xs for g in fit_groups(stages, x=x, loss=loss, form=form, points=points,
-                                               n_boot=n_boot, seed=seed, progress=progress)]
+    fits = compute_fits(stages, xs=xs, loss=loss, form=form, points=points,
+                        fit_range_rule=fit_range_rule, n_boot=n_boot, seed=seed, progress=progress)
     rates = exchange_table(fits, reference=reference)
-    figures = make_figures(stages, fits, out_dir / "figures", loss, fmt)
+    figures = make_figures(stages, list(fits), out_dir / "figures", loss, fmt)
     (out_dir / "fits.json").write_text(json.dumps(json_safe(
-        {"fits": [g.to_dict() for g in fits], "exchange": [r.to_dict() for r in rates]}),
-        indent=2, allow_nan=False))
+        {**fits.to_dict(), "exchange": [r.to_dict() for r in rates]}), indent=2, allow_nan=False))
     _, excluded = usable(stages, xs[0], loss)
+    budget, unequal = budget_table(runs)
     setup = (f"Results: `{results_root}`; {len(runs)} runs, {len(stages)} stage rows. Loss: {loss}; "
-             f"form: {form}; points: {points}; {n_boot} bootstrap resamples, seed {seed}. "
-             f"Excluded stage rows: {excluded['not_done']} of runs not done, "
-             f"{excluded['non_finite']} with a non-finite or non-positive loss.")
+             f"form: {form}; points: {points}; fit range: {fit_range_rule}; {n_boot} bootstrap "
+             f"resamples of the runs (within each size), seed {seed}. Excluded stage rows: "
+             f"{excluded['not_done']} of runs not done, {excluded['non_finite']} with a non-finite "
+             "or non-positive loss.")
     sections = [
+        ("Summary", [fit_summary(list(fits), rates)] + [f"**{line}**" for line in unequal]),
         ("Setup", [setup]),
+        ("Budget per family", [budget]),
         ("Runs by status", [status_table(runs)]),
         ("Fits", ["alpha: exponent of L = A X^-alpha" + (" + E" if form == "floor" else "")
-                  + "; Huber (delta 1e-3) on log L, L-BFGS from a grid of starts; percentile "
-                  "bootstrap 95% CI (resamples refitted by IRLS for the power form).",
-                  fit_rows(fits)]),
+                  + "; Huber (delta 1e-3) on log L of the frontier points inside the fit range; "
+                  "95% percentile interval from resampling the runs within each size and refitting "
+                  "(no interval from fewer than 4 sizes: too few points). In the figures, points "
+                  "left out of a fit are hollow, with the reason in the legend; shaded bands are "
+                  "the bootstrap's 95% band of the fitted line.", fit_rows(list(fits))]),
         ("Exchange rates", [f"Reference family: {reference}. Target loss = the larger of the two "
-                            "families' best losses; budget = the smaller of their largest x. "
-                            "A ratio above 1 favours the other family; 'straddles 1' means the "
-                            "interval contains 1.", exchange_rows(rates)]),
+                            "families' best losses; budget = the smaller of their largest x. A "
+                            "ratio is given only inside both families' measured ranges; a ratio "
+                            "above 1 favours the other family.", exchange_rows(rates)]),
         ("Figures", list(figures)),
     ]
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -180,12 +287,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("results_root", help="folder holding <run_id>/result.json")
     parser.add_argument("--out", required=True,
                         help="folder for report.md, report.html, fits.json, figures/")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per fit")
+    parser.add_argument("--n-boot", type=int, default=N_BOOT,
+                        help="bootstrap resamples of the runs (stratified by size) per fit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loss", default="test_rmse",
                         help=f"{', '.join(LOSS_COLUMNS)} or a metrics.<name> column")
     parser.add_argument("--form", default="power", choices=("power", "floor"))
     parser.add_argument("--points", default="frontier", choices=POINTS)
+    parser.add_argument("--fit-range", default="paper", choices=RANGE_RULES,
+                        help="paper: leave out the leading plateau and points from saturation or the "
+                             "numerical floor on; all: fit every point")
     parser.add_argument("--x", default=",".join(REPORT_X),
                         help=f"comma-separated, from {', '.join(X_COLUMNS)}")
     parser.add_argument("--format", default="png", choices=FORMATS)
@@ -195,7 +306,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         md_path, html_path = build_report(
             Path(args.results_root), Path(args.out), loss=args.loss, form=args.form,
             points=args.points, xs=[x for x in args.x.split(",") if x], n_boot=args.n_boot,
-            seed=args.seed, fmt=args.format, reference=args.reference)
+            seed=args.seed, fmt=args.format, reference=args.reference, fit_range_rule=args.fit_range)
         return f"wrote {md_path} and {html_path}"
     return run_cli(action)
 

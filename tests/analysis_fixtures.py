@@ -100,3 +100,120 @@ def write_synthetic_results(results_root: Path, seed: int = 0, noise: float = 0.
         runs.append(record("kan", [2, 21, 1], [bad], status="diverged", error="loss is nan"))
     write_records(results_root, runs)
     return runs
+
+
+# Claims 4/4f fronts (tests/test_claims.py, tests/test_report_browser.py): per function, KAN and
+# MLP runs of 5 sizes each over the same parameter range, 3 seeds per size, loss = scale N^-1.
+FRONT_SIZES = (40, 80, 160, 320, 640)
+FRONT_SEEDS = (0, 1, 2)
+
+
+def front_runs(task: str, experiment: str, kan_scale: float, mlp_scale: float = 1.0,
+               noise: float = 0.02, seed: int = 0, sizes: Sequence[int] = FRONT_SIZES,
+               kan_flops_per_param: int = KAN_FLOPS_PER_PARAM, kan_yu_factor: float = 2.0,
+               same_draws: bool = False) -> List[RunResult]:
+    """One run per (family, size, seed); KAN at kan_scale N^-1, MLP at mlp_scale N^-1 (log-normal
+    noise), so the KAN/MLP front ratio at matched parameters is kan_scale / mlp_scale. KAN forward
+    FLOPs are kan_flops_per_param N under our convention and kan_yu_factor times that under Yu et
+    al.'s (MLP: MLP_FLOPS_PER_PARAM N, and 2x under Yu et al.'s). same_draws: both families get
+    the same noise draws (fronts that overlap exactly: ratio 1)."""
+    rng = np.random.default_rng(seed)
+    kan_draws = rng.standard_normal((len(sizes), len(FRONT_SEEDS)))
+    draws = {"kan": kan_draws,
+             "mlp": kan_draws if same_draws else rng.standard_normal((len(sizes), len(FRONT_SEEDS)))}
+    runs = []
+    for family, scale, per_param, yu in (("kan", kan_scale, kan_flops_per_param, kan_yu_factor),
+                                         ("mlp", mlp_scale, MLP_FLOPS_PER_PARAM, 2.0)):
+        for i, n in enumerate(sizes):
+            for j, run_seed in enumerate(FRONT_SEEDS):
+                loss = float(scale / n * np.exp(noise * draws[family][i, j]))
+                grid = 5 if family == "kan" else None
+                one = stage(0, grid, n, per_param, loss, 100)
+                one["flops_forward_yu2024"] = int(yu * one["flops_forward"])
+                runs.append(record(family, [2, n, 1], [one], task=task, seed=run_seed,
+                                   experiment=experiment))
+    return runs
+
+
+SPECIAL_FUNCTIONS = ("sf_ellipj", "sf_ellipkinc", "sf_jv", "sf_yv", "sf_lpmv")
+
+
+def special_function_runs(n_below: int = 3, below_scale: float = 0.3, noise: float = 0.02,
+                          other_noise: float = 0.3, **kwargs) -> List[RunResult]:
+    """Claim 4 on five functions: the KAN front below_scale x the MLP's on the first n_below; on
+    the rest the two families' fronts coincide (same draws with other_noise: intervals contain 1)."""
+    runs = []
+    for i, task in enumerate(SPECIAL_FUNCTIONS):
+        below = i < n_below
+        runs += front_runs(task, "special_functions_quick", kan_scale=below_scale if below else 1.0,
+                           noise=noise if below else other_noise, seed=i, same_draws=not below,
+                           **kwargs)
+    return runs
+
+
+def toy_claims_runs(sizes_kan: Sequence[int] = KAN_GRIDS, noise: float = 0.05) -> List[RunResult]:
+    """Claims 1/2 on toy_bessel (KAN slope 4) and toy_xy (slope 2): KAN [2,2,1] grid extension over
+    sizes_kan grids and MLPs of 5 widths (slope 1), 3 seeds each."""
+    runs = []
+    for task, alpha in (("toy_bessel", 4.0), ("toy_xy", 2.0)):
+        for run_seed in FRONT_SEEDS:
+            rng = np.random.default_rng(run_seed)
+            widths = [2, 2, 1]
+            stages = []
+            for i, grid in enumerate(sizes_kan):
+                n = kan_params(widths, grid)
+                loss = float(50 * n ** -alpha * np.exp(noise * rng.standard_normal()))
+                stages.append(dict(stage(i, grid, n, KAN_FLOPS_PER_PARAM, loss, 50 * (i + 1)),
+                                   test_median_abs_error=loss / 2))
+            runs.append(record("kan", widths, stages, task=task, seed=run_seed,
+                               experiment="toy_scaling_quick"))
+            for hidden in (4, 8, 16, 32, 64):
+                n = mlp_params([2, hidden, 1])
+                loss = float(MLP_A / n * np.exp(noise * rng.standard_normal()))
+                runs.append(record("mlp", [2, hidden, 1],
+                                   [stage(0, None, n, MLP_FLOPS_PER_PARAM, loss, 250)],
+                                   task=task, seed=run_seed, experiment="toy_scaling_quick"))
+    return runs
+
+
+def write_claims_fixture(results_root: Path) -> List[RunResult]:
+    """A small claims study on disk: toy_claims_runs and special_function_runs."""
+    runs = toy_claims_runs() + special_function_runs()
+    write_records(results_root, runs)
+    return runs
+
+
+SEEDS = (0, 1, 2)
+
+
+def seeded_records(seeds: Sequence[int] = SEEDS, noise: float = 0.05, task: str = "toy",
+                   rng_seed: int = 0) -> List[RunResult]:
+    """synthetic_records with every shape trained from each of `seeds`: several runs per size, each
+    with its own log-normal noise, as the run bootstrap needs."""
+    rng = np.random.default_rng(rng_seed)
+    runs = []
+    for seed in seeds:
+        for hidden in KAN_HIDDEN:
+            widths = [2, hidden, 1]
+            stages = []
+            for i, grid in enumerate(KAN_GRIDS):
+                n = kan_params(widths, grid)
+                loss = KAN_A * n ** -KAN_ALPHA * np.exp(noise * rng.standard_normal())
+                stages.append(stage(i, grid, n, KAN_FLOPS_PER_PARAM, float(loss), 50 * (i + 1)))
+            runs.append(record("kan", widths, stages, task=task, seed=seed))
+        for hidden in MLP_HIDDEN:
+            widths = [2, hidden, 1]
+            n = mlp_params(widths)
+            law = MLP_A * n ** -MLP_ALPHA * np.exp(noise * rng.standard_normal())
+            stages = [stage(i, None, n, MLP_FLOPS_PER_PARAM, float(law * factor), 50 * (i + 1))
+                      for i, factor in enumerate(MLP_STAGE_FACTORS)]
+            runs.append(record("mlp", widths, stages, task=task, seed=seed))
+    return runs
+
+
+def write_seeded_results(results_root: Path, seeds: Sequence[int] = SEEDS,
+                         noise: float = 0.05) -> List[RunResult]:
+    """seeded_records on disk (RESULTS_ROOT/<run_id>/result.json)."""
+    runs = seeded_records(seeds=seeds, noise=noise)
+    write_records(results_root, runs)
+    return runs

@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SLURM_PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
+SLURM_PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server chromium)
 if ! command -v slurmctld >/dev/null || ! command -v slurmdbd >/dev/null || ! command -v munged >/dev/null \
-        || ! command -v mariadbd >/dev/null; then
+        || ! command -v mariadbd >/dev/null || ! command -v chromium >/dev/null; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "tests: the SLURM tests need Debian packages; run: sudo apt-get install -y --no-install-recommends ${SLURM_PACKAGES[*]}" >&2
         exit 1

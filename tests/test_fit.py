@@ -13,10 +13,12 @@ from analysis.collect import collect_stages
 from analysis.errors import FitError
 from analysis.exchange import exchange_table, loss_ratio_at_x, x_ratio_at_loss
 from analysis.fit import fit_floor, fit_power, fit_scaling_law, fit_two_var
-from analysis.fit_table import fit_groups, main as fit_main
+from analysis.fit import main as fit_main
+from analysis.fit_table import fit_groups
 from analysis.frontier import pareto_frontier, select_points
-from analysis_fixtures import (KAN_A, KAN_ALPHA, MLP_A, MLP_ALPHA, record, stage,
-                               write_records, write_synthetic_results)
+from analysis_fixtures import (KAN_A, KAN_ALPHA, KAN_FLOPS_PER_PARAM, MLP_A, MLP_ALPHA, kan_params,
+                               record, stage, write_records, write_seeded_results,
+                               write_synthetic_results)
 
 CHINCHILLA = Path(__file__).parent / "data" / "chinchilla_fig4_points.csv"
 # Besiroglu et al. 2024 (arXiv 2404.10102), Table 1 refit, as quoted in /work/shared/data/README.md.
@@ -139,21 +141,28 @@ def test_select_points_excludes_and_counts_unfinished_and_non_finite_rows():
 
 
 def test_fit_groups_recover_synthetic_exponents_and_exchange_rate(tmp_path):
-    write_synthetic_results(tmp_path, noise=0.05)
+    write_seeded_results(tmp_path, noise=0.05)
+    bad = stage(0, 3, kan_params([2, 21, 1], 3), KAN_FLOPS_PER_PARAM, float("nan"), 10)
+    write_records(tmp_path, [record("kan", [2, 13, 1], [], status="failed", error="boom"),
+                             record("kan", [2, 21, 1], [bad], status="diverged", error="nan")])
     fits = fit_groups(collect_stages(tmp_path), x="n_params", n_boot=100)
     by_family = {g.keys["family"]: g for g in fits}
-    assert by_family["kan"].fit.params["alpha"].estimate == pytest.approx(KAN_ALPHA, abs=0.1)
-    assert by_family["mlp"].fit.params["alpha"].estimate == pytest.approx(MLP_ALPHA, abs=0.1)
+    for family, alpha in (("kan", KAN_ALPHA), ("mlp", MLP_ALPHA)):
+        fit = by_family[family].fit
+        assert fit.params["alpha"].estimate == pytest.approx(alpha, abs=0.1)
+        assert fit.resample == "runs" and fit.has_interval and by_family[family].status == "fitted"
+        assert fit.params["alpha"].ci_low < alpha < fit.params["alpha"].ci_high
     assert by_family["kan"].excluded["not_done"] == 2  # the failed and the diverged run
     at_loss, at_budget = exchange_table(fits)
-    target, budget = at_loss.at, at_budget.at
-    # N_mlp / N_kan at loss L: (MLP_A / L)^(1/MLP_ALPHA) / (KAN_A / L)^(1/KAN_ALPHA)
-    expected = (MLP_A / target) ** (1 / MLP_ALPHA) / (KAN_A / target) ** (1 / KAN_ALPHA)
-    assert at_loss.estimate == pytest.approx(expected, rel=0.1)
-    assert at_loss.ci_low < at_loss.estimate < at_loss.ci_high and not at_loss.straddles_one
-    # L_mlp / L_kan at budget N: (MLP_A N^-MLP_ALPHA) / (KAN_A N^-KAN_ALPHA)
+    # the MLP's best loss (the default target) is above every KAN loss measured: no number
+    assert at_loss.status == "outside the measured range" and np.isnan(at_loss.estimate)
+    assert "outside the measured range" in at_loss.describe()
+    # L_mlp / L_kan at budget N (inside both ranges): (MLP_A N^-MLP_ALPHA) / (KAN_A N^-KAN_ALPHA)
+    budget = at_budget.at
     expected = MLP_A * budget ** -MLP_ALPHA / (KAN_A * budget ** -KAN_ALPHA)
+    assert at_budget.status == "measured"
     assert at_budget.estimate == pytest.approx(expected, rel=0.1)
+    assert at_budget.ci_low < at_budget.estimate < at_budget.ci_high and not at_budget.straddles_one
 
 
 def test_exchange_rate_of_a_family_with_itself_straddles_one():
@@ -177,15 +186,28 @@ def test_group_without_points_reports_why(tmp_path):
 
 
 def test_fit_cli_prints_json_table(tmp_path, capsys):
-    write_synthetic_results(tmp_path)
+    write_seeded_results(tmp_path)
     assert fit_main([str(tmp_path), "--x", "n_params", "--by", "family,task", "--json",
-                     "--n-boot", "40", "--seed", "3"]) == 0
+                     "--n-boot", "40", "--seed", "3", "--fit-range", "all"]) == 0
     table = json.loads(capsys.readouterr().out)
     assert [(e["family"], e["task"]) for e in table] == [("kan", "toy"), ("mlp", "toy")]
     kan = table[0]
     assert kan["n_boot"] == 40 and kan["points"] == "frontier" and kan["n_points"] == 20
+    assert kan["resample"] == "runs" and kan["range"]["rule"] == "all"
+    assert kan["range"]["excluded"] == [] and len(kan["range"]["included"]) == 20
     assert kan["params"]["alpha"]["estimate"] == pytest.approx(KAN_ALPHA, abs=0.1)
     assert set(kan["params"]["alpha"]) == {"estimate", "stderr", "ci_low", "ci_high"}
+
+
+def test_fit_cli_paper_range_excludes_saturated_points(tmp_path, capsys):
+    write_seeded_results(tmp_path)
+    assert fit_main([str(tmp_path), "--json", "--n-boot", "20"]) == 0
+    kan = json.loads(capsys.readouterr().out)[0]
+    # N_TRAIN = 1000 targets, d_out = 1: KANs with >= 1000 parameters are past the threshold
+    reasons = {e["x"]: e["reason"] for e in kan["range"]["excluded"]}
+    assert reasons and all(x >= 1000 for x in reasons)
+    assert set(reasons.values()) == {"n_params >= n_train*d_out"}
+    assert kan["range"]["x_max"] < 1000 and kan["n_points"] == 20 - len(reasons)
 
 
 def test_fit_cli_bad_column_is_one_line(tmp_path, capsys):
