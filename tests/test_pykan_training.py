@@ -283,3 +283,24 @@ def test_grid_extension_run_matches_pykans_fit_and_refine(tmp_path, monkeypatch)
     ours_median = statistics.median(r[-1] for r in ours)
     theirs_median = statistics.median(r[-1] for r in theirs)
     assert ours_median < 1.5 * theirs_median and theirs_median < 1.5 * ours_median, (ours, theirs)
+
+
+def test_lbfgs_rule_is_validated(tmp_path):
+    from harness.config import ConfigError
+    with pytest.raises(ConfigError, match="optim.lbfgs_rule='bfgs'"):
+        run(compose_config(["optim.lbfgs_rule=bfgs"], tmp_path), log=lambda *_: None)
+
+
+def test_grid_updates_run_in_every_stage(tmp_path):
+    """pykan's fit updates the grid at steps 0 and 5 of each call: 2 per stage here, each one
+    forward pass over the training set, counted in train_flops."""
+    from harness import counting
+    cfg = compose_config(["train.grid_schedule=[3,5]", "train.steps_per_stage=6"], tmp_path)
+    result = run(cfg, log=lambda *_: None)
+    first, second = result.stages
+    n_train = cfg.task.n_train
+    forward = [counting.flops_forward(cfg.model, g).total * n_train for g in (3, 5)]
+    assert first["train_flops"] == first["n_evals"] * 3 * forward[0] + 2 * forward[0]
+    # the second stage: the extension (one forward), two grid updates, and its evaluations
+    assert second["train_flops"] - first["train_flops"] == \
+        (second["n_evals"] - first["n_evals"]) * 3 * forward[1] + 3 * forward[1]
