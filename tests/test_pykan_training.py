@@ -261,8 +261,10 @@ def pykan_stage_rmses(seed: int, tmp_path) -> list:
     dataset = {"train_input": data.train_input, "train_label": data.train_label,
                "test_input": data.test_input, "test_label": data.test_label}
     np.random.seed(seed)
+    ckpt_path = tmp_path / f"pykan{seed}"
+    ckpt_path.mkdir(parents=True, exist_ok=True)  # refine's model saves a checkpoint per fit
     model = kan.MultKAN(width=[2, 5, 1], grid=GRIDS[0], k=3, seed=seed, auto_save=False,
-                        ckpt_path=str(tmp_path / f"pykan{seed}"))
+                        ckpt_path=str(ckpt_path))
     rmses = []
     for stage, grid in enumerate(GRIDS):
         if stage > 0:
