@@ -10,7 +10,11 @@ The iteration is the one shared by torch.optim.LBFGS.step and pykan 0.2.8's `kan
 copy of torch's with one more argument): at most max_iter iterations and max_eval evaluations per
 step, the first iteration of the optimizer's life starting at t = min(1, 1/|g|_1) * lr and the
 others at t = lr, and the stopping tests max |g| <= tolerance_grad, g'd > -tolerance_change,
-max |t d| <= tolerance_change and |f - f_prev| < tolerance_change. `rule` picks where the two differ:
+max |t d| <= tolerance_change and |f - f_prev| < tolerance_change. Each iteration evaluates once
+per line-search trial (once in all without a line search), after the step's first evaluation. A
+pair (s, y) = (t d, g_new - g_old) that passes the curvature test enters the history, dropping the
+oldest when history_size are held, and sets the initial scaling s'y / y'y; one that fails leaves
+both as they were. `rule` picks where the two differ:
 
 - rule="pykan" (pykan 0.2.8 `MultKAN.fit`): a curvature pair (s, y) enters the history when
   s'y > 1e-32 (`tolerance_ys`), and each line search may evaluate up to 25 times (`max_ls`'s
