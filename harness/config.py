@@ -73,6 +73,10 @@ class OptimConfig:
     max_iter: int = 20  # LBFGS iterations per optimizer step (pykan: 20; line search adds evals)
     tolerance_grad: float = 1e-32
     tolerance_change: float = 1e-32
+    # pykan: curvature pairs with s'y > 1e-32 kept, 25 evaluations per line search (pykan 0.2.8
+    # `fit`); torch: s'y > 1e-10 and the step's remaining budget (torch.optim.LBFGS). See
+    # harness/ensemble/batched_lbfgs.py.
+    lbfgs_rule: str = "pykan"
 
 
 @dataclass
@@ -82,7 +86,7 @@ class TrainConfig:
     # model.grid. For MLPs the stages only mark where losses are recorded (same total steps).
     grid_schedule: List[int] = field(default_factory=list)
     # pykan's fit: update the grid from samples every `update_grid_every` steps before step
-    # `update_grid_until`, in the first stage only. 0 disables.
+    # `update_grid_until` of every stage (each stage is one pykan `fit` call). 0 disables.
     update_grid_every: int = 5
     update_grid_until: int = 50
     log_every: int = 10
@@ -261,6 +265,8 @@ def validate(cfg: Any) -> None:
     _require(bool(cfg.experiment_name) and "/" not in str(cfg.experiment_name),
              f"experiment_name={cfg.experiment_name!r} must be a non-empty name without '/' "
              f"(it names folders and manifests)")
+    _require(optim.lbfgs_rule in ("pykan", "torch"),
+             f"optim.lbfgs_rule={optim.lbfgs_rule!r}: choose pykan or torch")
     _require(cfg.dtype in ("float32", "float64"), f"dtype={cfg.dtype!r}: choose float32 or float64")
     _require(cfg.device in ("cpu", "cuda", "auto") or str(cfg.device).startswith("cuda:"),
              f"device={cfg.device!r}: choose cpu, cuda or auto")

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness import counting
 from harness.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from harness.config import RunConfig, resolve, validate
+from harness.ensemble.batched_lbfgs import SoloLBFGS
 from harness.models import build_model
 from harness.results import RunResult, StageResult, read_result, run_id_of, write_result
 from harness.provenance import provenance
@@ -161,15 +162,17 @@ class Trainer:
         return self.task.make_dataset(self.cfg.task.n_train, self.cfg.task.n_test,
                                       self.cfg.task.seed, self.dtype, self.device)
 
-    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+    def _optimizer(self, model: torch.nn.Module):
+        """L-BFGS: ours (harness.ensemble.batched_lbfgs, a stack of one) with optim.lbfgs_rule,
+        pykan's `fit` by default; Adam and AdamW: torch's."""
         opt = self.cfg.optim
         params = [p for p in model.parameters() if p.requires_grad]
         if opt.name == "lbfgs":
             line_search = None if opt.line_search == "none" else opt.line_search
-            return torch.optim.LBFGS(params, lr=opt.lr, max_iter=opt.max_iter,
-                                     history_size=opt.history_size, line_search_fn=line_search,
-                                     tolerance_grad=opt.tolerance_grad,
-                                     tolerance_change=opt.tolerance_change)
+            return SoloLBFGS(params, lr=opt.lr, max_iter=opt.max_iter,
+                             history_size=opt.history_size, line_search_fn=line_search,
+                             tolerance_grad=opt.tolerance_grad,
+                             tolerance_change=opt.tolerance_change, rule=opt.lbfgs_rule)
         if opt.name == "adam":
             return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay)
         return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
@@ -248,7 +251,7 @@ class Trainer:
         cfg, p, data = self.cfg, self.progress, self.data
         started, cpu_started = time.perf_counter(), cpu_time()
         update_every = cfg.train.update_grid_every
-        if (p.stage == 0 and grid is not None and update_every > 0
+        if (grid is not None and update_every > 0  # every stage, as every pykan `fit` call
                 and p.step_in_stage % update_every == 0 and p.step_in_stage < cfg.train.update_grid_until):
             inputs = self._stage_inputs()
             self.model.update_grid_from_samples(inputs)  # pykan fit(update_grid=True)

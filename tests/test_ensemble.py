@@ -289,7 +289,7 @@ def test_batched_lbfgs_follows_torch_lbfgs(family):
             torch.manual_seed(seed)
             models.append(MLP([2, 16, 16, 1]))
     x, y = toy_data()
-    losses, evals, _ = lbfgs_trajectories(models, x, y, 2)
+    losses, evals, _ = lbfgs_trajectories(models, x, y, 2, rule="torch")
     for m, model in enumerate(models):
         ref_losses, ref_evals, _ = torch_lbfgs_trajectory(model, x, y, 2)
         assert evals[m] == ref_evals and ref_evals[0] >= 20
@@ -307,7 +307,7 @@ def test_members_stop_on_their_own_and_match_torch():
     start = torch.zeros(len(scales), size)
     options = dict(lr=1, max_iter=5, history_size=10, line_search_fn="strong_wolfe")  # default tols
     x = start.clone().requires_grad_(True)
-    optimizer = BatchedLBFGS([x], **options)
+    optimizer = BatchedLBFGS([x], rule="torch", **options)
 
     def closure():
         x.grad = None

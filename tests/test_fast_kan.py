@@ -120,7 +120,8 @@ def test_extend_grid_uniform_and_from_samples(k):
     assert_same(ref, fast, probe_inputs(ref.grid, 32, 0))
     samples = torch.randn(200, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     for layer in (ref, fast):
-        layer.extend_grid(20, samples)  # pykan `refine`: knots follow the samples
+        layer.update_grid_from_samples(samples)  # knots at the samples' percentiles
+        layer.extend_grid(20, samples)  # pykan `refine`: those knots, interpolated
     assert not fast.uses_uniform_path and fast.n_intervals == 20
     assert_same(ref, fast, probe_inputs(ref.grid, 32, 1))
 

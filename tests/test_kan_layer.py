@@ -87,7 +87,7 @@ def test_network_grid_extension_from_samples_keeps_function():
     model = KAN([2, 4, 1], grid=5, k=3).double()
     x = torch.rand(1000, 2, dtype=torch.float64) * 2 - 1
     before = model(x)
-    model.extend_grid(20, x)  # knots follow the samples (pykan refine)
+    model.extend_grid(20, x)  # refitted on the samples (pykan refine)
     rel = ((model(x) - before).norm() / before.norm()).item()
     assert rel < 1e-3
 

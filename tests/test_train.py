@@ -9,6 +9,7 @@ import torch
 
 from harness import counting
 from harness.config import ConfigError
+from harness.ensemble.batched_lbfgs import SoloLBFGS
 from harness.results import read_result
 from harness.tasks import TASK_REGISTRY
 from harness.train import Trainer, resolved_dict, run
@@ -43,7 +44,7 @@ def test_stages_record_grid_params_and_losses(tmp_path):
 def test_train_flops_count_the_passes_the_optimizer_ran(tmp_path, monkeypatch):
     """Count closure calls independently by wrapping LBFGS.step, then check train_flops."""
     calls = []
-    original = torch.optim.LBFGS.step
+    original = SoloLBFGS.step
 
     def counting_step(self, closure):
         def wrapped():
@@ -51,7 +52,7 @@ def test_train_flops_count_the_passes_the_optimizer_ran(tmp_path, monkeypatch):
             return closure()
         return original(self, wrapped)
 
-    monkeypatch.setattr(torch.optim.LBFGS, "step", counting_step)
+    monkeypatch.setattr(SoloLBFGS, "step", counting_step)
     cfg = compose_config(["model=mlp", "model.widths=[2,8,1]", "train.steps_per_stage=4"], tmp_path)
     result = run(cfg, log=lambda *_: None)
     assert result.n_evals == len(calls) > 4  # the line search evaluates more than once per step

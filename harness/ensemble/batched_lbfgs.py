@@ -1,11 +1,35 @@
-"""L-BFGS for M independent models at once, each on its own trajectory.
+"""L-BFGS for M independent models at once, each on its own trajectory; a solo run is a stack of one.
 
-Each member runs the algorithm of `torch.optim.LBFGS.step` (our behavioural reference: its
-iteration, termination tests and defaults) on its own flattened parameters: L-BFGS two-loop
-recursion (Nocedal & Wright 2006, Alg. 7.4, with the scaling gamma_k = s'y / y'y of eq. (7.20)),
-per-member history, initial step and strong-Wolfe line search (`line_search.strong_wolfe`). Vector
-work is batched over the model axis (rows of (M, P) tensors); the scalar control flow of each
-member's line search is a small Python state machine that asks for evaluations at step lengths t.
+Each member runs L-BFGS on its own flattened parameters: the two-loop recursion (Nocedal & Wright
+2006, Alg. 7.4, with the scaling gamma_k = s'y / y'y of eq. (7.20)), per-member history, initial
+step and strong-Wolfe line search (`line_search.strong_wolfe`). Vector work is batched over the
+model axis (rows of (M, P) tensors); the scalar control flow of each member's line search is a
+small Python state machine that asks for evaluations at step lengths t.
+
+The iteration is the one shared by torch.optim.LBFGS.step and pykan 0.2.8's `kan.LBFGS.step` (a
+copy of torch's with one more argument): at most max_iter iterations and max_eval evaluations per
+step, the first iteration of the optimizer's life starting at t = min(1, 1/|g|_1) * lr and the
+others at t = lr, and the stopping tests max |g| <= tolerance_grad, g'd > -tolerance_change,
+max |t d| <= tolerance_change and |f - f_prev| < tolerance_change. Each iteration evaluates once
+per line-search trial (once in all without a line search), after the step's first evaluation. A
+pair (s, y) = (t d, g_new - g_old) that passes the curvature test enters the history, dropping the
+oldest when history_size are held, and sets the initial scaling s'y / y'y; one that fails leaves
+both as they were. `rule` picks where the two differ:
+
+- rule="pykan" (pykan 0.2.8 `MultKAN.fit`): a curvature pair (s, y) enters the history when
+  s'y > 1e-32 (`tolerance_ys`), and each line search may evaluate up to 25 times (`max_ls`'s
+  default, whatever the step's evaluations so far: a step can run up to max_eval - 1 + 25).
+- rule="torch" (torch.optim.LBFGS): pairs need s'y > 1e-10 (hard-coded in torch), and a line
+  search gets only the step's remaining budget, max_eval - evaluations so far.
+
+pykan's `fit` builds its optimizer as LBFGS(lr=lr (1), history_size=10, line_search_fn=
+"strong_wolfe", tolerance_grad=tolerance_change=tolerance_ys=1e-32) with the defaults max_iter=20,
+max_eval=25: `configs/optim/lbfgs.yaml` is that. Late in a smooth fit s'y falls below 1e-10 long
+before 1e-32: torch's rule then drops every new pair, its directions go stale and its line searches
+end early, and the fit ends higher (issue 9: median G=20 test RMSE 2.35e-4 with torch's rule,
+8.55e-5 with pykan's). Two things of pykan's `fit` are deliberately not copied: its `step` calls
+torch.manual_seed(0) every time (a reset of the global RNG; our batches have their own generator),
+and it permutes the full batch every step (the mean loss changes only in round-off).
 
 All members are evaluated together (one batched forward+backward per round); a member counts an
 evaluation only if its own algorithm asked for it, and a member that has finished its step (or is
@@ -28,30 +52,42 @@ def row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 Closure = Callable[[], torch.Tensor]
 
 
-class BatchedLBFGS:
-    """L-BFGS over M members: params are tensors with a leading model axis (M, ...).
+# Where torch.optim.LBFGS and pykan 0.2.8's kan.LBFGS (as `MultKAN.fit` builds it) differ:
+# the curvature threshold on s'y and the evaluations a line search may use (None: the step's rest).
+RULES = {"pykan": dict(tolerance_ys=1e-32, max_ls=25), "torch": dict(tolerance_ys=1e-10, max_ls=None)}
 
-    Arguments and defaults are torch.optim.LBFGS's; `lr` may be one value per member.
+
+class BatchedLBFGS:
+    """L-BFGS over M members: params are tensors with a leading model axis (M, ...), or, with
+    n_models=1, one model's parameters as they are (a stack of one).
+
+    Arguments and defaults are torch.optim.LBFGS's, plus `rule` ("pykan" or "torch", see the
+    module docstring); `lr` may be one value per member.
     `step(closure)`: closure() zeroes the gradients, evaluates all members at the current
     parameters, back-propagates the sum of their losses (member m's gradient is then its own) and
-    returns the losses (M,). Returns (loss of each member at the start of the step, evaluations
-    each member's algorithm asked for during the step).
+    returns the losses (M,) (or a scalar for a stack of one). Returns (loss of each member at the
+    start of the step, evaluations each member's algorithm asked for during the step).
     """
 
     def __init__(self, params: Sequence[torch.Tensor], lr: Union[float, Sequence[float]] = 1.0,
                  max_iter: int = 20, max_eval: Optional[int] = None, tolerance_grad: float = 1e-7,
                  tolerance_change: float = 1e-9, history_size: int = 100,
-                 line_search_fn: Optional[str] = None):
+                 line_search_fn: Optional[str] = None, rule: str = "pykan",
+                 n_models: Optional[int] = None):
         if line_search_fn not in (None, "strong_wolfe"):
             raise ValueError(f"line_search_fn={line_search_fn!r}: only 'strong_wolfe' or None")
+        if rule not in RULES:
+            raise ValueError(f"rule={rule!r}: choose one of {sorted(RULES)}")
         self.params = list(params)
-        self.n_models = self.params[0].shape[0]
+        self.n_models = self.params[0].shape[0] if n_models is None else n_models
         lrs = [float(lr)] * self.n_models if isinstance(lr, (int, float)) else [float(v) for v in lr]
         assert len(lrs) == self.n_models, (len(lrs), self.n_models)
         self.lr = lrs
         self.max_iter, self.history_size = max_iter, history_size
         self.max_eval = max_eval if max_eval is not None else max_iter * 5 // 4  # torch's default
         self.tolerance_grad, self.tolerance_change = tolerance_grad, tolerance_change
+        self.rule = rule
+        self.tolerance_ys, self.max_ls = RULES[rule]["tolerance_ys"], RULES[rule]["max_ls"]
         self.line_search = line_search_fn == "strong_wolfe"
         self.frozen = [False] * self.n_models
         self.func_evals = [0] * self.n_models
@@ -60,6 +96,25 @@ class BatchedLBFGS:
         self.prev_loss = [0.0] * self.n_models
         self.n_hist = [0] * self.n_models
         self.d = None  # (M, P) directions; the rest is allocated with it at the first step
+
+    # ----- checkpoints: everything the next step reads ------------------------------------------
+    _STATE = ("lr", "frozen", "func_evals", "n_iter", "t", "prev_loss", "n_hist")
+    _TENSORS = ("d", "prev_g", "s_hist", "y_hist", "rho", "h_diag")
+
+    def state_dict(self) -> dict:
+        state = {name: list(getattr(self, name)) for name in self._STATE}
+        if self.d is not None:
+            state.update({name: getattr(self, name).clone() for name in self._TENSORS})
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self._STATE:
+            setattr(self, name, list(state[name]))
+        if "d" in state:
+            like = self.params[0]
+            for name in self._TENSORS:
+                setattr(self, name, state[name].to(device=like.device, dtype=like.dtype))
+            self.g_prev, self.g_low = torch.zeros_like(self.d), torch.zeros_like(self.d)
 
     def freeze(self, member: int) -> None:
         """Stop a member for good (failed or diverged): it holds its parameters, counts nothing."""
@@ -76,7 +131,7 @@ class BatchedLBFGS:
     def _set_params(self, flat: torch.Tensor) -> None:
         offset = 0
         for p in self.params:
-            size = p[0].numel()
+            size = p.numel() // self.n_models
             p.copy_(flat[:, offset:offset + size].view_as(p))
             offset += size
 
@@ -84,7 +139,7 @@ class BatchedLBFGS:
         self._set_params(flat)
         with torch.enable_grad():
             losses = closure()
-        return losses.detach().tolist(), self._flat_grad()
+        return losses.detach().reshape(-1).tolist(), self._flat_grad()
 
     def _allocate(self, g: torch.Tensor) -> None:
         n_models, size = g.shape
@@ -182,9 +237,10 @@ class BatchedLBFGS:
             if gtd[m] > -self.tolerance_change:  # not a descent direction (to round-off)
                 continue
             if self.line_search:
-                # torch's search keeps its own tolerance_change (1e-9) for the bracket width
+                # both searches keep their own tolerance_change (1e-9) for the bracket width
+                max_ls = self.max_ls if self.max_ls is not None else self.max_eval - self.evals[m]
                 self.searches[m] = strong_wolfe(self.t[m], self.loss[m], gtd[m], d_norm[m],
-                                                max_ls=self.max_eval - self.evals[m])
+                                                max_ls=max_ls)
                 self.trial_t[m], _ = next(self.searches[m])
                 self.pending[m] = True
             else:
@@ -224,11 +280,11 @@ class BatchedLBFGS:
         return x, going_on
 
     def _update_history(self, members: List[int]) -> None:
-        """Append (s, y) = (t d, g - g_prev) for members whose curvature s'y > 1e-10."""
+        """Append (s, y) = (t d, g - g_prev) for members whose curvature s'y > tolerance_ys."""
         y = self.g - self.prev_g
         s = self.d * self._column(self.t)
         ys = row_dot(y, s)
-        accept = self._mask(members) & (ys > 1e-10)
+        accept = self._mask(members) & (ys > self.tolerance_ys)
         if not bool(accept.any()):
             return
         keep = accept[:, None, None]
@@ -256,3 +312,20 @@ class BatchedLBFGS:
             beta = row_dot(self.y_hist[:, j], r) * self.rho[:, j]
             r = torch.addcmul(r, self.s_hist[:, j], (alphas[j] - beta)[:, None])
         return r
+
+
+class SoloLBFGS(BatchedLBFGS):
+    """The same L-BFGS on one model's parameters (a stack of one) with torch.optim's interface:
+    `zero_grad()`, and `step(closure)` -> the loss at the start of the step, closure() returning
+    a scalar loss. Arguments as BatchedLBFGS."""
+
+    def __init__(self, params: Sequence[torch.Tensor], **options):
+        super().__init__(list(params), n_models=1, **options)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self, closure: Closure) -> torch.Tensor:
+        losses, _ = super().step(closure)
+        return torch.tensor(losses[0])

@@ -2,7 +2,8 @@
 
 Nocedal & Wright 2006, Alg. 3.5 (bracketing) and Alg. 3.6 (zoom), with the cubic interpolation of
 their eq. (3.59); constants, safeguards and termination follow torch.optim.LBFGS's strong-Wolfe
-search (our behavioural reference) so that a member takes the steps a solo run takes. The search
+search, which pykan 0.2.8's `kan.LBFGS` copies unchanged (only the evaluation budget `max_ls` it
+is given differs: see `batched_lbfgs.RULES`). The search
 is a generator: it yields the step lengths it wants evaluated and receives (f, g'd) there, so that
 the driver can evaluate all members of a stack in one batched pass.
 

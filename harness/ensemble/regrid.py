@@ -1,9 +1,11 @@
 """Grid updates and grid extension (Liu et al. 2024, §2.4; pykan `update_grid`, `refine`) of every
 member of a StackedKAN at once.
 
-The rule is `KANLayer._regrid`'s, input by input: sort the input's samples, put the new knots at
-grid_eps * uniform + (1 - grid_eps) * sample percentiles, pad them by k (`extend_grid`), and refit
-the coefficients by least squares to the old splines' values on the samples. Here the M*in inputs
+The rules are `KANLayer`'s, input by input: sort the input's samples, put the new knots at
+grid_eps * uniform + (1 - grid_eps) * sample percentiles (a grid update, `sample_knots`) or at the
+old knots interpolated to the finer grid (grid extension, pykan 0.2.8 `refine`, `refined_knots`),
+pad them by k (`extend_grid`), and refit the coefficients by least squares to the old splines'
+values on the samples. Here the M*in inputs
 of a stacked layer are one batch, and the B-splines come from the pp-form (harness.ensemble.ppform)
 instead of the Cox-de Boor recursion: each member gets its solo regrid up to round-off
 (tests/test_ensemble.py). Each layer regrids on the activations that reach it, as in the solo KAN.
@@ -18,6 +20,7 @@ from torch import nn
 from harness.ensemble.ppform import IntervalSearch, interval_origins, pp_conversion, spline_pp_coefficients
 from harness.ensemble.stacked import StackedKAN, StackedKANLayer
 from harness.models.bspline import extend_grid as pad_knots
+from harness.models.kan import refined_knots, sample_knots
 
 
 def _locate(x: torch.Tensor, grid: torch.Tensor):
@@ -56,18 +59,17 @@ def bspline_matrix(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _regrid(grid: torch.Tensor, coef: torch.Tensor, x: torch.Tensor, n_intervals: int, k: int,
-            grid_eps: float):
+            grid_eps: float, refine: bool = False):
     """One flattened layer: knots (F, K), coef (F, out, G+k), samples x (B, F) -> new knots
-    (F, G'+2k+1) and coef (F, out, G'+k), following `KANLayer._regrid` input by input."""
-    x_sorted = torch.sort(x, dim=0)[0].T.contiguous()  # (F, B)
+    (F, G'+2k+1) and coef (F, out, G'+k), following `KANLayer.update_grid_from_samples` (or, with
+    refine, `KANLayer.extend_grid`) input by input."""
+    x_sorted = torch.sort(x, dim=0)[0]  # (B, F)
+    if refine:
+        new_grid = refined_knots(grid, k, n_intervals)
+    else:
+        new_grid = pad_knots(sample_knots(x_sorted, n_intervals, grid_eps), k)
+    x_sorted = x_sorted.T.contiguous()  # (F, B)
     y = spline_values(x_sorted, grid, coef, k).transpose(1, 2)  # (F, B, out): old splines
-    batch = x_sorted.shape[1]
-    ids = [int(batch / n_intervals * i) for i in range(n_intervals)] + [-1]
-    adaptive = x_sorted[:, ids]  # (F, G'+1): sample percentiles
-    h = (adaptive[:, -1:] - adaptive[:, :1]) / n_intervals
-    arange = torch.arange(n_intervals + 1, dtype=x.dtype, device=x.device)
-    uniform_knots = adaptive[:, :1] + h * arange[None, :]
-    new_grid = pad_knots(grid_eps * uniform_knots + (1 - grid_eps) * adaptive, k)
     basis = bspline_matrix(x_sorted, new_grid, k)  # (F, B, G'+k)
     if basis.device.type == "cpu":  # minimum-norm least squares, as harness.models.bspline
         solution = torch.linalg.lstsq(basis, y, driver="gelsd").solution
@@ -106,13 +108,15 @@ def update_grid_from_samples(stacked: StackedKAN, x: torch.Tensor,
 
 @torch.no_grad()
 def extend_grid(stacked: StackedKAN, n_intervals: int, x: torch.Tensor) -> None:
-    """Grid extension of every member to `n_intervals`, knots following the layer inputs (pykan
-    `refine`); coef and knots become new tensors (a new optimizer is needed, as in pykan)."""
+    """Grid extension of every member to `n_intervals` as pykan `refine` (knots interpolated,
+    splines refitted on the layer inputs); coef and knots become new tensors (a new optimizer is
+    needed, as in pykan)."""
     rows = list(range(stacked.n_models))
     h = stacked._feature_major(x)
     for layer in stacked.layers:
         h_next = layer(h)  # the coarse layer's activations feed the next one
-        grid, coef = _regrid(*_flat(layer, rows), _samples(h, rows), n_intervals, layer.k, layer.grid_eps)
+        grid, coef = _regrid(*_flat(layer, rows), _samples(h, rows), n_intervals, layer.k,
+                             layer.grid_eps, refine=True)
         layer.grid = grid.view(len(rows), layer.in_features, -1).contiguous()
         layer.coef = nn.Parameter(coef.view(len(rows), layer.in_features, layer.out_features, -1),
                                   requires_grad=layer.coef.requires_grad)

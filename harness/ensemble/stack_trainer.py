@@ -98,7 +98,7 @@ class StackTrainer:
         for step_in_stage in range(int(train.steps_per_stage)):
             started, cpu_started = time.perf_counter(), cpu_time()
             self._inject_failures(live)
-            if (stage == 0 and grid is not None and update_every > 0
+            if (grid is not None and update_every > 0  # every stage, as every pykan `fit` call
                     and step_in_stage % update_every == 0 and step_in_stage < update_until):
                 update_grid_from_samples(stacked, inputs, [j for j, m in enumerate(live) if m.alive])
                 for member in live:  # pykan fit(update_grid=True)
@@ -197,6 +197,6 @@ class StackTrainer:
             return BatchedLBFGS(params, lr=lrs, max_iter=opt.max_iter, history_size=opt.history_size,
                                 line_search_fn=None if opt.line_search == "none" else opt.line_search,
                                 tolerance_grad=opt.tolerance_grad,
-                                tolerance_change=opt.tolerance_change)
+                                tolerance_change=opt.tolerance_change, rule=opt.lbfgs_rule)
         return BatchedAdam(params, lr=lrs, weight_decay=[m.cfg.optim.weight_decay for m in live],
                            decoupled=opt.name == "adamw")

@@ -74,45 +74,57 @@ class KANLayer(nn.Module):
         The spline part is refitted by least squares on the sorted samples, so the function is kept
         on the samples' range. x (B, in).
         """
-        self._regrid(x, self.n_intervals)
+        x_sorted = torch.sort(x, dim=0)[0]  # (B, in)
+        self._refit(x_sorted, extend_grid(sample_knots(x_sorted, self.n_intervals, self.grid_eps), self.k))
 
     @torch.no_grad()
     def extend_grid(self, n_intervals: int, x: Optional[torch.Tensor] = None) -> None:
-        """Grid extension (Liu et al. 2024, §2.4): move to `n_intervals` and refit the coarse spline.
-
-        With samples x (B, in), knots follow them as in pykan's `refine`; without, the new grid is
-        uniform on the current knot range and the fit uses a dense sample of that range.
+        """Grid extension (Liu et al. 2024, §2.4) as pykan 0.2.8's `refine`: the new knots
+        interpolate the current ones (`refined_knots`), and the coarse splines are refitted by least
+        squares on the samples x (B, in); without x, on a dense sample of the knot range.
         """
         if x is None:
             lo, hi = self.grid[:, self.k], self.grid[:, -self.k - 1]  # (in,)
             n_fit = 4 * (n_intervals + self.k) + 1
             steps = torch.linspace(0, 1, n_fit, dtype=self.grid.dtype, device=self.grid.device)
             x = lo[None, :] + (hi - lo)[None, :] * steps[:, None]  # (n_fit, in)
-            self._regrid(x, n_intervals, uniform=True)
-        else:
-            self._regrid(x, n_intervals)
+        self._refit(torch.sort(x, dim=0)[0], refined_knots(self.grid, self.k, n_intervals))
 
-    def _regrid(self, x: torch.Tensor, n_intervals: int, uniform: bool = False) -> None:
-        x_sorted = torch.sort(x, dim=0)[0]  # (B, in)
+    def _refit(self, x_sorted: torch.Tensor, grid: torch.Tensor) -> None:
+        """Move to knots `grid` (in, G'+2k+1), keeping the splines' values at x_sorted (B, in)."""
         y = spline_values(x_sorted, self.grid, self.coef, self.k)  # (B, in, out)
-        if uniform:
-            lo, hi = self.grid[:, self.k], self.grid[:, -self.k - 1]
-            steps = torch.linspace(0, 1, n_intervals + 1, dtype=x.dtype, device=x.device)
-            knots = lo[:, None] + (hi - lo)[:, None] * steps[None, :]  # (in, G'+1)
-        else:
-            batch = x_sorted.shape[0]
-            ids = [int(batch / n_intervals * i) for i in range(n_intervals)] + [-1]
-            adaptive = x_sorted[ids, :].T  # (in, G'+1): sample percentiles
-            h = (adaptive[:, -1:] - adaptive[:, :1]) / n_intervals
-            arange = torch.arange(n_intervals + 1, dtype=x.dtype, device=x.device)
-            uniform_knots = adaptive[:, :1] + h * arange[None, :]
-            knots = self.grid_eps * uniform_knots + (1 - self.grid_eps) * adaptive
-        self.grid = extend_grid(knots, self.k)
+        self.grid = grid
         coef = fit_coefficients(x_sorted, y, self.grid, self.k)
         if coef.shape == self.coef.shape:
             self.coef.data = coef  # same Parameter object: an optimizer holding it keeps working
         else:  # a new grid size needs a new Parameter (and a new optimizer, as pykan's refine)
             self.coef = nn.Parameter(coef, requires_grad=self.coef.requires_grad)
+
+
+def sample_knots(x_sorted: torch.Tensor, n_intervals: int, grid_eps: float) -> torch.Tensor:
+    """pykan `update_grid_from_samples`'s knots: grid_eps * uniform + (1 - grid_eps) * sample
+    percentiles, from samples sorted per input (B, in) -> (in, G+1), before padding."""
+    batch = x_sorted.shape[0]
+    ids = [int(batch / n_intervals * i) for i in range(n_intervals)] + [-1]
+    adaptive = x_sorted[ids, :].T  # (in, G+1): sample percentiles
+    h = (adaptive[:, -1:] - adaptive[:, :1]) / n_intervals
+    arange = torch.arange(n_intervals + 1, dtype=x_sorted.dtype, device=x_sorted.device)
+    return grid_eps * (adaptive[:, :1] + h * arange[None, :]) + (1 - grid_eps) * adaptive
+
+
+def refined_knots(grid: torch.Tensor, k: int, n_intervals: int) -> torch.Tensor:
+    """pykan 0.2.8 `refine` (KANLayer.initialize_grid_from_parent): the finer grid's knots are the
+    parent's G+1 interior knots interpolated piecewise linearly at the fractions i/G' of the way
+    (i = 0..G'), then padded by k (`extend_grid`). pykan evaluates that interpolation as a
+    least-squares degree-1 KANLayer; the values agree to round-off. grid (in, G+2k+1) ->
+    (in, G'+2k+1)."""
+    interior = grid[:, k:grid.shape[1] - k]  # (in, G+1)
+    n_parent = interior.shape[1] - 1
+    u = torch.arange(n_intervals + 1, dtype=grid.dtype, device=grid.device) * n_parent / n_intervals
+    left = u.floor().long().clamp(max=n_parent - 1)  # the parent interval of each new knot
+    weight = (u - left.to(grid.dtype))[None, :]
+    knots = interior[:, left] + weight * (interior[:, left + 1] - interior[:, left])  # (in, G'+1)
+    return extend_grid(knots, k)
 
 
 class KAN(nn.Module):
@@ -142,7 +154,8 @@ class KAN(nn.Module):
 
     @torch.no_grad()
     def extend_grid(self, n_intervals: int, x: Optional[torch.Tensor] = None) -> None:
-        """Grid extension of every layer; with x, knots follow each layer's inputs (pykan `refine`)."""
+        """Grid extension of every layer (pykan `refine`); with x, each layer refits on the coarse
+        network's activations that reach it."""
         for layer in self.layers:
             inputs = x
             if x is not None:
