@@ -1,7 +1,8 @@
 """One trainer per run folder: a claim file created atomically before training.
 
-RUN_DIR/claim.json is created with O_CREAT|O_EXCL (atomic on local filesystems and NFSv3+), holds
-{host, pid, started_at, heartbeat, token} and is refreshed every HEARTBEAT_S seconds while the run
+RUN_DIR/claim.json is created atomically and exclusively (written to a temp file, then hard-linked
+to its name: link(2) fails if the name exists, like O_CREAT|O_EXCL, also on NFS, and a reader never
+sees half a claim), holds {host, pid, started_at, heartbeat, token} and is refreshed every HEARTBEAT_S seconds while the run
 trains. Another launcher (local or SLURM, any host) that finds a live claim skips the point. A
 claim is stale, and taken over, when its pid is dead on this host or its heartbeat is older than
 STALE_AFTER_S (a process killed on another node, a suspended job). The claim is released (deleted)
@@ -119,7 +120,7 @@ def acquire(run_dir: Path) -> Claim:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     claim = Claim(run_dir, uuid.uuid4().hex)
-    for _ in range(3):
+    for _ in range(5):
         if _create(claim):
             return claim
         holder = _read(claim.path)
@@ -130,30 +131,37 @@ def acquire(run_dir: Path) -> Claim:
     raise RunClaimed(run_dir, holder)
 
 
-def _create(claim: Claim) -> bool:
+def _create_exclusive(path: Path, payload: Dict[str, Any]) -> bool:
+    """Create `path` holding `payload` unless it exists (temp file + link: all or nothing)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(payload))
     try:
-        fd = os.open(claim.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        os.link(tmp, path)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as handle:
-        handle.write(json.dumps(claim._payload(time.time())))
+    finally:
+        tmp.unlink()
     return True
+
+
+def _create(claim: Claim) -> bool:
+    return _create_exclusive(claim.path, claim._payload(time.time()))
 
 
 def _remove_stale(path: Path, seen: Optional[Dict[str, Any]]) -> None:
     """Delete a stale claim, under a takeover lock so two takers cannot delete a fresh one."""
     lock = path.with_name(f".{CLAIM_FILE}.takeover")
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        try:
-            if time.time() - lock.stat().st_mtime > _TAKEOVER_STALE_S:
-                lock.unlink()
-        except FileNotFoundError:
-            pass
+    if not _create_exclusive(lock, {"host": socket.gethostname(), "pid": os.getpid(),
+                                    "heartbeat": time.time()}):
+        holder = _read(lock)
+        if holder is not None and (is_stale(holder) or
+                                   time.time() - holder["heartbeat"] > _TAKEOVER_STALE_S):
+            try:
+                lock.unlink()  # left by a killed taker
+            except FileNotFoundError:
+                pass
         time.sleep(0.05)
         return
-    os.close(fd)
     try:
         holder = _read(path)
         if holder is not None and is_stale(holder) and holder.get("token") == (seen or {}).get("token"):
