@@ -5,7 +5,8 @@ to its name: link(2) fails if the name exists, like O_CREAT|O_EXCL, also on NFS,
 sees half a claim), holds {host, pid, started_at, heartbeat, token} and is refreshed every HEARTBEAT_S seconds while the run
 trains. Another launcher (local or SLURM, any host) that finds a live claim skips the point. A
 claim is stale, and taken over, when its pid is dead on this host or its heartbeat is older than
-STALE_AFTER_S (a process killed on another node, a suspended job). The claim is released (deleted)
+STALE_AFTER_S (a process killed on another node, a suspended job), or when it was taken by an
+earlier incarnation of the same (requeued) SLURM job. The claim is released (deleted)
 when the run ends, however it ends; a SIGKILL leaves it behind, stale at once on the same host.
 Stdlib only (harness.status reads claims without torch).
 """
@@ -62,8 +63,18 @@ def _read(path: Path) -> Optional[Dict[str, Any]]:
     return holder
 
 
+def _this_job() -> str:
+    """This process's SLURM job ("<array job>_<task>" or the job id); "" outside SLURM."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '')}"
+    return env.get("SLURM_JOB_ID", "")
+
+
 def is_stale(holder: Dict[str, Any], now: Optional[float] = None) -> bool:
     now = time.time() if now is None else now
+    if holder.get("job") and holder.get("job") == _this_job():
+        return True  # an earlier incarnation of this requeued job: SLURM ended it before requeueing
     if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
         if not _pid_alive(holder["pid"]):
             return True
@@ -86,7 +97,7 @@ class Claim:
 
     def _payload(self, started_at: float) -> Dict[str, Any]:
         return {"host": socket.gethostname(), "pid": os.getpid(), "started_at": started_at,
-                "heartbeat": time.time(), "token": self.token}
+                "heartbeat": time.time(), "token": self.token, "job": _this_job()}
 
     def owned(self) -> bool:
         holder = _read(self.path)
