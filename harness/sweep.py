@@ -206,16 +206,16 @@ def _outcome(point: SweepPoint, ret: Optional[JobReturn],
     if record is not None:
         return {"status": record["status"], "error": record.get("error"),
                 "where": str(point.run_dir) + (log if record["status"] != "done" else "")}
+    holder = point.claimed_by()
+    if holder is not None:
+        return {"status": "claimed", "error": f"claimed by {holder} (another launcher trains it)",
+                "where": str(point.run_dir)}
     if job is not None and job.get("state"):
         # The job ended without writing this run's record: cancelled, killed, out of time/memory.
         state = job["state"].split()[0]  # "CANCELLED by 0" -> CANCELLED
         return {"status": "cancelled" if state == "CANCELLED" else "lost",
                 "error": f"job {job['job_id']} {job['state']}, no result record",
                 "where": f"{job['stderr']} (stdout {job['stdout']})"}
-    holder = point.claimed_by()
-    if holder is not None:
-        return {"status": "claimed", "error": f"claimed by {holder} (another launcher trains it)",
-                "where": str(point.run_dir)}
     if ret is not None and ret.status == JobStatus.FAILED:
         return {"status": "failed", "error": repr(ret._return_value),
                 "where": str(getattr(ret, "working_dir", "") or point.run_dir)}

@@ -218,7 +218,7 @@ def test_relaunch_during_a_running_array_trains_every_point_once(slurm_cluster, 
             code, stdout, stderr = finish(sweep, 300)
     finally:
         os.environ.pop("KANSCALE_TRAINING_LOG")
-    assert code in (0, 5) and again.returncode in (0, 5), (stderr, again.stderr)
+    assert code in (0, 5) and again.returncode in (0, 5), (stdout, stderr, again.stderr)
     assert "claimed by" in again.stderr
     found = records(tmp_path / "r")
     assert len(found) == 4 and {r["status"] for r in found.values()} == {"done"}
