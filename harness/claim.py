@@ -88,6 +88,14 @@ def holder_of(run_dir: Path) -> Optional[Dict[str, Any]]:
     return None if holder is None or is_stale(holder) else holder
 
 
+def clear_stale(run_dir: Path) -> None:
+    """Delete run_dir's claim if it is stale (e.g. left by a run killed after its record)."""
+    path = Path(run_dir) / CLAIM_FILE
+    holder = _read(path)
+    if holder is not None and is_stale(holder):
+        _remove_stale(path, holder)
+
+
 class Claim:
     """A held claim on one run folder; `release()` (or the context manager) gives it up."""
 

@@ -66,6 +66,7 @@ def points_to_run(points: Sequence[SweepPoint], stream=sys.stderr) -> List[Sweep
                   file=stream)
         elif record is not None and point.finished():
             n_finished += 1
+            claim.clear_stale(point.run_dir)  # left by a trainer killed after writing its record
             continue
         holder = point.claimed_by()
         if holder is not None:

@@ -126,6 +126,7 @@ def _finished_record(run_dir: Path, run_id: str, log) -> Optional[RunResult]:
     existing = load_record(run_dir)
     if isinstance(existing, dict) and existing["status"] in FINISHED:
         log(f"[kanscale] {run_id} already {existing['status']} ({run_dir}); skipping")
+        claim.clear_stale(run_dir)  # a trainer killed between its record and its release
         return result_of(existing)
     return None
 
