@@ -79,8 +79,9 @@ def test_run_skips_a_point_claimed_by_another_trainer(tmp_path):
 
 
 def _wandb_ids(run_dir):
-    """The wandb run ids of a run folder's offline runs (offline-run-<time>-<id>)."""
-    return Counter(p.name.split("-", 3)[3] for p in (run_dir / "wandb").glob("offline-run-*"))
+    """The wandb run ids of a run folder's offline runs (offline-run-<time>-<id>/run-<id>.wandb)."""
+    return Counter(p.name[len("run-"):-len(".wandb")]
+                   for p in (run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
 
 
 @pytest.mark.slow

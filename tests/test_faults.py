@@ -110,7 +110,8 @@ def _trial(seed: int, root: Path, reference) -> str:
         assert [p.name for p in run_dir.glob("result*.json")] == [RESULT_FILE]  # exactly one
         assert not (run_dir / claim.CLAIM_FILE).exists()
         if wandb_mode == "offline":  # one wandb run: every folder (a start or resume) has one id
-            ids = Counter(p.name.split("-", 3)[3] for p in (run_dir / "wandb").glob("offline-run-*"))
+            ids = Counter(p.name[len("run-"):-len(".wandb")]  # folder names may get a "-1"
+                          for p in (run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
             assert set(ids) == {f"ks-{run_id}"}, (kind, fault, ids)
     return kind
 
