@@ -21,13 +21,14 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 import pandas as pd
 
 from analysis.errors import CollectError, run_cli
-from harness.results import RESULT_FILE, RunResult, StageResult  # stdlib-only module, no torch
+from harness.results import (RESULT_FILE, Damaged, RunResult, StageResult,  # stdlib only, no torch
+                             load_record)
 
 RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunResult))
 STAGE_FIELDS = tuple(f.name for f in dataclasses.fields(StageResult))
 # Run-level columns repeated on every stage row.
 STAGE_RUN_COLUMNS = ("run_id", "status", "experiment", "family", "task", "seed", "widths", "depth",
-                     "optimizer", "lr", "n_train")
+                     "optimizer", "lr", "n_train", "dtype", "test_target_std")
 # JSON (and wandb) lose int/float distinctions and non-finite floats ("NaN" strings in wandb):
 # values are coerced back to the types the dataclasses declare.
 _NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
@@ -93,26 +94,38 @@ def normalize_record(raw: Mapping[str, Any]) -> Dict[str, Any]:
     return record
 
 
-def load_records(results_root: Path) -> List[Dict[str, Any]]:
-    """Every readable result.json under results_root (sorted by path); bad files warn and are skipped."""
+class RecordList(list):
+    """The records found, plus `damaged`: the files skipped as not valid records (harness.results.
+    Damaged: path and reason)."""
+    damaged: List[Damaged]
+
+
+def load_records(results_root: Path) -> RecordList:
+    """Every valid result.json under results_root (sorted by path). Damaged records (not JSON, not
+    an object, missing or ill-typed fields, unknown status) warn with path and reason and are
+    skipped; they are listed in the result's `.damaged`."""
     root = Path(results_root)
     if not root.is_dir():
         raise CollectError(f"results folder {root} does not exist: run an experiment first "
                            "or pass the folder that holds <run_id>/result.json")
-    records = []
+    records = RecordList()
+    records.damaged = []
     for path in sorted(root.rglob(RESULT_FILE)):
-        try:
-            with open(path) as handle:
-                raw = json.load(handle)
-            if not isinstance(raw, dict):
-                raise ValueError("top level is not an object")
-        except (ValueError, OSError) as err:
-            warnings.warn(f"skipping {path}: not a valid result record ({err})", stacklevel=2)
+        loaded = load_record(path)
+        if isinstance(loaded, Damaged) or loaded is None:
+            if loaded is not None:
+                warnings.warn(f"skipping {loaded}", stacklevel=2)
+                records.damaged.append(loaded)
             continue
-        record = normalize_record(raw)
+        record = normalize_record(loaded)
         record["source"] = str(path)
         records.append(record)
     return records
+
+
+def n_damaged(table: pd.DataFrame) -> int:
+    """How many damaged records were skipped to build `table` (0 for tables from wandb)."""
+    return int(table.attrs.get("n_damaged", 0))
 
 
 def widths_str(widths: Optional[Sequence[int]]) -> Optional[str]:
@@ -165,14 +178,25 @@ def stages_table(records: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     return _frame(rows, list(STAGE_RUN_COLUMNS) + stage_columns)
 
 
+def _with_damaged(table: pd.DataFrame, records: Iterable[Dict[str, Any]]) -> pd.DataFrame:
+    damaged = getattr(records, "damaged", [])
+    table.attrs["n_damaged"] = len(damaged)
+    table.attrs["damaged"] = [f"{d.path}: {d.reason}" for d in damaged]
+    return table
+
+
 def collect(results_root: Path) -> pd.DataFrame:
-    """One row per run found under results_root."""
-    return runs_table(load_records(results_root))
+    """One row per valid run record under results_root; `n_damaged(table)` (= table.attrs
+    ["n_damaged"]) counts the damaged records skipped, table.attrs["damaged"] names them."""
+    records = load_records(results_root)
+    return _with_damaged(runs_table(records), records)
 
 
 def collect_stages(results_root: Path) -> pd.DataFrame:
-    """One row per (run, stage) found under results_root: the points of the scaling curves."""
-    return stages_table(load_records(results_root))
+    """One row per (run, stage) found under results_root: the points of the scaling curves
+    (attrs as `collect`)."""
+    records = load_records(results_root)
+    return _with_damaged(stages_table(records), records)
 
 
 def summary_text(runs: pd.DataFrame) -> str:
@@ -219,8 +243,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            else wandb_source.records_from_wandb_offline(Path(args.wandb_dir)))
         for warning in caught:
             print(f"warning: {warning.message}", file=sys.stderr)
-        runs = runs_table(records)
+        runs = _with_damaged(runs_table(records), records)
         print(summary_text(runs))
+        if n_damaged(runs):
+            print(f"{n_damaged(runs)} damaged records skipped")
         if args.out:
             write_table(runs, Path(args.out))
             print(f"wrote {args.out}")

@@ -9,6 +9,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from harness import faults
+
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
@@ -28,6 +30,7 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
     os.close(fd)
     try:
         torch.save(asdict(checkpoint), tmp)
+        faults.hit("checkpoint_write")  # tests only: a kill between write and rename
         os.replace(tmp, Path(run_dir) / CHECKPOINT_FILE)
     except BaseException:
         if os.path.exists(tmp):

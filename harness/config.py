@@ -116,8 +116,6 @@ class RunConfig:
     # the machine's core count (the reduction order changes with threads). 0 = torch's default.
     num_threads: int = 1
     results_root: str = "results"
-    # Fault injection for tests of failure handling: raise at this step (-1 = never).
-    fail_at_step: int = -1
 
 
 def register_configs() -> None:
@@ -164,7 +162,7 @@ def validate(cfg: Any) -> None:
     KANConfig.hidden is folded into widths by `resolve` (checked as widths);
     train_base_weight, train_spline_weight, MLPConfig.bias are booleans (typed);
     seeds (seed, task.seed) are any integer (torch accepts them all);
-    wandb.project/entity are free text; fail_at_step is a test-only fault injector.
+    wandb.project/entity are free text.
     """
     from harness.models import MODEL_REGISTRY
     from harness.tasks import task_of
@@ -273,7 +271,28 @@ def validate(cfg: Any) -> None:
     _require(cfg.num_threads >= 0, f"num_threads={cfg.num_threads} must be >= 0 (0 = torch default)")
     _require(cfg.wandb.mode in ("offline", "online", "disabled"),
              f"wandb.mode={cfg.wandb.mode!r}: choose offline, online or disabled")
+    _require(cfg.wandb.mode != "online" or wandb_credentials(),
+             "wandb.mode=online but no wandb credentials: run `wandb login`, set WANDB_API_KEY, "
+             "or use wandb.mode=offline")
     check_results_root(str(cfg.results_root))
+
+
+def wandb_credentials() -> bool:
+    """Whether wandb has an API key, without the network: WANDB_API_KEY, or the netrc entry
+    `wandb login` writes (machine = the host of WANDB_BASE_URL, default api.wandb.ai)."""
+    import netrc
+    import os
+    from urllib.parse import urlparse
+
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or ""
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    try:
+        entry = netrc.netrc(path).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return bool(entry and entry[2])
 
 
 def check_results_root(root: str) -> None:

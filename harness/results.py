@@ -2,17 +2,24 @@
 
 A run's id is a hash of its resolved config minus where-and-how-it-ran keys, so the same point
 of a sweep has the same id on a laptop and on a cluster, and a finished run can be found again.
+
+Records are strict JSON (RFC 8259): non-finite floats are written as null (the record's status
+and error say why, e.g. diverged) and read back as NaN where the schema says float. Every reader
+goes through `load_record`, which validates a record against this schema and returns either the
+record or a `Damaged` verdict naming the file and the reason. Stdlib only: analysis/ imports it.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 RESULT_FILE = "result.json"
 # Keys that say where or how a run is executed, not what it computes.
@@ -106,16 +113,31 @@ def run_id_of(config: Dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+def strict_json(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
 def write_json_atomic(path: Path, payload: Dict[str, Any]) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
+    """Write strict JSON to a temp file in the same folder, fsync, then rename: readers never see
+    half a file. Non-finite floats are written as null."""
+    from harness import faults
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True, default=float)
+            json.dump(strict_json(payload), handle, indent=2, sort_keys=True, allow_nan=False,
+                      default=float)
             handle.flush()
             os.fsync(handle.fileno())
+        faults.hit("record_write")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -129,9 +151,114 @@ def write_result(run_dir: Path, result: RunResult) -> Path:
     return path
 
 
-def read_result(run_dir: Path) -> Optional[Dict[str, Any]]:
-    path = Path(run_dir) / RESULT_FILE
-    if not path.exists():
+# ----- reading and validating ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Damaged:
+    """A result file that is not a valid record: where it is and why."""
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"damaged record {self.path}: {self.reason}"
+
+
+def _check_value(value: Any, kind: str) -> bool:
+    """Whether a JSON value fits a field's declared type (a string: this module's annotations)."""
+    if kind.startswith("Optional["):
+        return value is None or _check_value(value, kind[len("Optional["):-1])
+    if kind == "float":
+        # null: a non-finite number (strict JSON); ints are floats that happen to be whole
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind.startswith("List"):
+        return isinstance(value, list)
+    if kind.startswith("Dict"):
+        return isinstance(value, dict)
+    return True  # Any, or a type this check does not know
+
+
+def _floats_back(record: Dict[str, Any], cls) -> Dict[str, Any]:
+    """null -> NaN in the fields the schema declares float (not Optional: there None is a value)."""
+    out = dict(record)
+    for f in dataclasses.fields(cls):
+        if str(f.type) == "float" and out.get(f.name, 0.0) is None:
+            out[f.name] = float("nan")
+    return out
+
+
+def validate_record(raw: Any) -> Optional[str]:
+    """None if `raw` (parsed JSON) is a valid RunResult record, else the reason in a few words."""
+    if not isinstance(raw, dict):
+        return f"top level is a JSON {type(raw).__name__}, not an object"
+    missing = [f.name for f in dataclasses.fields(RunResult)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               and f.name not in raw]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    for f in dataclasses.fields(RunResult):
+        if f.name in raw and not _check_value(raw[f.name], str(f.type)):
+            return f"field {f.name}={raw[f.name]!r:.60} is not {f.type}"
+    if raw["status"] not in STATUSES:
+        return f"status {raw['status']!r} is not one of {', '.join(STATUSES)}"
+    for i, stage in enumerate(raw.get("stages", [])):
+        if not isinstance(stage, dict):
+            return f"stages[{i}] is not an object"
+    return None
+
+
+def load_record(path: Path) -> Union[Dict[str, Any], Damaged, None]:
+    """The record in `path` (a result.json, or a run folder holding one), validated.
+
+    Returns None when there is no file, a `Damaged` verdict (path and reason) when the file is not
+    a valid record, else the record as a dict with NaN restored where the schema says float.
+    """
+    path = Path(path)
+    if path.is_dir() or path.name != RESULT_FILE:
+        path = path / RESULT_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
         return None
-    with open(path) as handle:
-        return json.load(handle)
+    except OSError as exc:
+        return Damaged(path, f"unreadable ({exc.strerror})")
+    try:
+        raw = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        return Damaged(path, f"not JSON ({exc})")
+    reason = validate_record(raw)
+    if reason is not None:
+        return Damaged(path, reason)
+    record = _floats_back(raw, RunResult)
+    record["stages"] = [_floats_back(stage, StageResult) for stage in record.get("stages", [])]
+    return record
+
+
+def _reject_constant(name: str) -> Any:
+    # Records written before strict JSON carry bare NaN tokens; they are still read as NaN.
+    return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
+
+
+def result_of(record: Dict[str, Any]) -> RunResult:
+    """A validated record -> RunResult (keys the schema does not know are dropped)."""
+    names = {f.name for f in dataclasses.fields(RunResult)}
+    return RunResult(**{key: value for key, value in record.items() if key in names})
+
+
+def read_result(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """The run's valid record, or None when it has none or only a damaged one."""
+    record = load_record(Path(run_dir))
+    return None if isinstance(record, Damaged) else record
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a damaged record to result.damaged-<UTC timestamp>.json beside it (kept, not deleted)."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**9:09d}"
+    target = path.with_name(f"{path.stem}.damaged-{stamp}{path.suffix}")
+    os.replace(path, target)
+    return target

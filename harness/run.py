@@ -3,6 +3,11 @@
     python -m harness.run model=kan task=toy_exp_sin train.grid_schedule=[3,5,10]
     python -m harness.run -m experiment=quickstart          # a sweep; see configs/experiment/
     python -m harness.run --help                             # config groups and options
+
+Exit codes (README "Exit codes"): 0 the run ended done or diverged (a sweep: every point did);
+1 the run failed (its record and error.log say why); 2 a config error, nothing ran; 3 interrupted
+(SIGTERM/SIGUSR1), re-run to resume; 4 a sweep with a point that failed or has no valid record;
+5 the run (or some sweep points, none failed) is claimed by another live launcher.
 """
 from __future__ import annotations
 
@@ -11,10 +16,14 @@ from pathlib import Path
 from typing import Any, Dict
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from harness.claim import RunClaimed
 from harness.config import ConfigError, check_results_root, resolve, validate
+from harness.sweep import sweep_exit_code
 from harness.train import RunInterrupted, run
 
 
@@ -24,9 +33,18 @@ def job_config(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_CLAIMED = 1, 2, 3, 5
+
+
 def run_and_summarize(cfg: DictConfig) -> Dict[str, Any]:
-    """Run one sweep point; return what a launcher prints in its summary."""
-    result = run(job_config(cfg))
+    """Run one sweep point; return what a launcher prints in its summary (status "claimed" when
+    another live launcher holds the point: it is skipped)."""
+    try:
+        result = run(job_config(cfg))
+    except RunClaimed as exc:
+        print(f"[kanscale] {exc}: skipped", file=sys.stderr)
+        return {"run_id": exc.run_dir.name, "status": "claimed", "error": str(exc),
+                "run_dir": str(exc.run_dir)}
     return {"run_id": result.run_id, "status": result.status, "error": result.error,
             "test_rmse": result.test_rmse, "n_params": result.n_params,
             "wall_time_s": result.wall_time_s,
@@ -58,14 +76,23 @@ def _exit_on_config_error(check) -> None:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> Dict[str, Any]:
     try:
-        return run_and_summarize(cfg)
+        summary = run_and_summarize(cfg)
     except ConfigError as exc:
         print(f"kanscale: config error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_CONFIG)
     except RunInterrupted as exc:
         print(f"kanscale: interrupted: {exc}", file=sys.stderr)
-        sys.exit(3)
+        sys.exit(EXIT_INTERRUPTED)
+    if HydraConfig.get().mode == RunMode.RUN:  # a sweep point returns; the sweep sets the code
+        if summary["status"] == "claimed":
+            sys.exit(EXIT_CLAIMED)
+        if summary["status"] not in ("done", "diverged"):
+            print(f"kanscale: run {summary['run_id']} {summary['status']}: {summary['error']} "
+                  f"(record and error.log in {summary['run_dir']})", file=sys.stderr)
+            sys.exit(EXIT_FAILED)
+    return summary
 
 
 if __name__ == "__main__":
     main()
+    sys.exit(sweep_exit_code())  # 0 after a single run that got here

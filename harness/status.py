@@ -5,9 +5,11 @@
 
 Expected runs come from the manifests the sweep launchers write (RESULTS_ROOT/.sweeps/*.json, one
 per launch: each point's overrides, run id and, on SLURM, its job and log); records come from
-RESULTS_ROOT/<run_id>/result.json. A run without a record is `running` when its folder changed in
-the last --running-within seconds (run() checkpoints every train.checkpoint_every steps), else
-`missing`; re-launching the sweep redoes the missing and failed ones. Reads JSON only (no torch).
+RESULTS_ROOT/<run_id>/result.json, each validated against the schema (harness.results.load_record):
+one that is not a valid record is `damaged`, named with its path and reason. A run is `running`
+while a live trainer holds its claim (harness.claim: "claimed by host:pid"), or, without a claim,
+when its folder changed in the last --running-within seconds; else `missing`. Re-launching the
+sweep redoes the missing, damaged and failed ones. Reads JSON only (no torch).
 """
 from __future__ import annotations
 
@@ -19,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from harness.results import RESULT_FILE
+from harness import claim
+from harness.results import RESULT_FILE, Damaged, load_record
 from harness.sweep import SWEEPS_DIR
 
 CHECKPOINT_FILE = "checkpoint.pt"  # = harness.checkpoint.CHECKPOINT_FILE (that module imports torch)
-STATUS_ORDER = ("done", "failed", "diverged", "running", "missing")
+STATUS_ORDER = ("done", "failed", "diverged", "damaged", "running", "missing")
 
 
 @dataclass(frozen=True)
@@ -80,17 +83,29 @@ def collect(root: Path, running_within_s: float = 600.0,
         run_dir = root / run_id
         job = info.get("job") or {}
         job_log = [f"job {job['job_id']}: {job['stderr']}"] if job.get("stderr") else []
-        record = _load_json(records[run_id]) if run_id in records else None
+        loaded = load_record(records[run_id]) if run_id in records else None
+        damaged = loaded if isinstance(loaded, Damaged) else None
+        record = loaded if isinstance(loaded, dict) else None
+        holder = claim.holder_of(run_dir)
         fresh = run_dir.is_dir() and now - _last_change(run_dir) <= running_within_s
         experiment = (record or {}).get("experiment") or info.get("experiment", "?")
         label = info.get("label", "")
-        # A failed run being redone keeps its old record until it finishes: its checkpoint is newer.
-        rerunning = fresh and run_id in records and _newer(run_dir / CHECKPOINT_FILE, records[run_id])
-        if record is not None and not rerunning:
+        # A failed run being redone keeps its old record until it finishes: its claim is live (or,
+        # from launchers without claims, its checkpoint is newer).
+        rerunning = run_id in records and (holder is not None or (
+            fresh and _newer(run_dir / CHECKPOINT_FILE, records[run_id])))
+        if holder is not None and (record is None or rerunning) and damaged is None:
+            status = RunStatus(run_id, experiment, "running", label,
+                               note=f"claimed by {claim.describe(holder)}, last change "
+                                    f"{now - _last_change(run_dir):.0f} s ago")
+        elif damaged is not None:
+            status = RunStatus(run_id, experiment, "damaged", label, damaged.reason,
+                               note=f"{damaged.path}: the next launch moves it aside and redoes the run")
+        elif record is not None and not rerunning:
             error_log = run_dir / "error.log"
             logs = ([str(error_log)] if error_log.exists() else []) + job_log
-            status = RunStatus(run_id, experiment, record.get("status", "?"), label,
-                               record.get("error"), logs if record.get("status") != "done" else ())
+            status = RunStatus(run_id, experiment, record["status"], label,
+                               record.get("error"), logs if record["status"] != "done" else ())
         elif fresh:
             status = RunStatus(run_id, experiment, "running", label,
                                note=f"last change {now - _last_change(run_dir):.0f} s ago")

@@ -16,7 +16,8 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.config import ConfigError, resolve, validate
-from harness.results import read_result, run_id_of, write_json_atomic
+from harness import claim
+from harness.results import Damaged, load_record, run_id_of, write_json_atomic
 
 
 @dataclass
@@ -38,14 +39,45 @@ class SweepPoint:
         return run_id_of(OmegaConf.to_container(self.job_config(), resolve=True))
 
     def finished(self) -> bool:
+        """Its record is valid and done or diverged (a damaged one is redone: see run())."""
         from harness.train import FINISHED
-        record = read_result(self.run_dir)
-        return record is not None and record.get("status") in FINISHED
+        record = load_record(self.run_dir)
+        return isinstance(record, dict) and record["status"] in FINISHED
+
+    def claimed_by(self) -> Optional[str]:
+        """"host:pid" of the live trainer holding this point's folder, else None."""
+        holder = claim.holder_of(self.run_dir)
+        return None if holder is None else claim.describe(holder)
 
     @property
     def run_dir(self):
         from harness.train import run_dir_of
         return run_dir_of(self.job_config())
+
+
+def points_to_run(points: Sequence[SweepPoint], stream=sys.stderr) -> List[SweepPoint]:
+    """The points a launcher runs: not finished and not claimed by another live trainer. Names
+    every damaged record (it is moved aside and redone) and every claimed point (skipped)."""
+    todo, n_finished, n_claimed = [], 0, 0
+    for point in points:
+        record = load_record(point.run_dir)
+        if isinstance(record, Damaged):
+            print(f"[kanscale] #{point.index} {record}; it is moved aside and the run redone",
+                  file=stream)
+        elif record is not None and point.finished():
+            n_finished += 1
+            claim.clear_stale(point.run_dir)  # left by a trainer killed after writing its record
+            continue
+        holder = point.claimed_by()
+        if holder is not None:
+            n_claimed += 1
+            print(f"[kanscale] #{point.index} {point.run_id} claimed by {holder}: skipped "
+                  f"(another launcher is training it)", file=stream)
+            continue
+        todo.append(point)
+    print(f"[kanscale] sweep of {len(points)} runs: {n_finished} already finished, "
+          f"{n_claimed} claimed by other launchers, {len(todo)} to run", file=stream)
+    return todo
 
 
 def compose_points(hydra_context, config: DictConfig, job_overrides: Sequence[Sequence[str]],
@@ -129,7 +161,24 @@ def summarize(points: Sequence[SweepPoint], returns: Sequence[Optional[JobReturn
           + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), file=stream)
     for line in lines:
         print(line, file=stream)
+    _OUTCOMES.append(counts)
     return counts
+
+
+# Exit codes of a sweep (`python -m harness.run -m ...`); see README "Exit codes".
+EXIT_SOME_FAILED = 4  # some point ended failed, damaged, missing, lost or cancelled
+EXIT_SOME_CLAIMED = 5  # none failed, but some are still being trained by another launcher
+_OUTCOMES: List[Dict[str, int]] = []  # counts of every summarize() in this process
+
+
+def sweep_exit_code(outcomes: Optional[Sequence[Mapping[str, int]]] = None) -> int:
+    """0 when every point of the sweep(s) summarized ended done or diverged; else 4 or 5."""
+    statuses = {status for counts in (_OUTCOMES if outcomes is None else outcomes)
+                for status, n in counts.items() if n}
+    unwell = statuses - {"done", "diverged"}
+    if not unwell:
+        return 0
+    return EXIT_SOME_CLAIMED if unwell == {"claimed"} else EXIT_SOME_FAILED
 
 
 def print_table(points: Sequence[SweepPoint], stream=sys.stdout) -> None:
@@ -138,7 +187,9 @@ def print_table(points: Sequence[SweepPoint], stream=sys.stdout) -> None:
               f"{'n_params':>9} {'flops_fwd':>10} {'test_rmse':>10} {'time_s':>7}")
     print(header, file=stream)
     for point in points:
-        record = read_result(point.run_dir) or {}
+        loaded = load_record(point.run_dir)
+        record = loaded if isinstance(loaded, dict) else {
+            "status": "damaged" if isinstance(loaded, Damaged) else "missing"}
         widths = "-".join(str(w) for w in record.get("widths", [])) or "?"
         print(f"{record.get('run_id', point.run_id):<12} {record.get('status', 'missing'):<8} "
               f"{record.get('family', '?'):<6} {widths:<14} {str(record.get('grid') or '-'):>5} "
@@ -149,11 +200,17 @@ def print_table(points: Sequence[SweepPoint], stream=sys.stdout) -> None:
 
 def _outcome(point: SweepPoint, ret: Optional[JobReturn],
              job: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    record = read_result(point.run_dir)
+    record = load_record(point.run_dir)
     log = f" | job {job['job_id']} log {job['stderr']}" if job else ""
+    if isinstance(record, Damaged):
+        return {"status": "damaged", "error": record.reason, "where": str(record.path)}
     if record is not None:
         return {"status": record["status"], "error": record.get("error"),
                 "where": str(point.run_dir) + (log if record["status"] != "done" else "")}
+    holder = point.claimed_by()
+    if holder is not None:
+        return {"status": "claimed", "error": f"claimed by {holder} (another launcher trains it)",
+                "where": str(point.run_dir)}
     if job is not None and job.get("state"):
         # The job ended without writing this run's record: cancelled, killed, out of time/memory.
         state = job["state"].split()[0]  # "CANCELLED by 0" -> CANCELLED

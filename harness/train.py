@@ -19,12 +19,13 @@ from typing import Any, Dict, List, Optional
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from harness import counting
+from harness import claim, counting, faults
 from harness.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from harness.config import RunConfig, resolve, validate
 from harness.ensemble.batched_lbfgs import SoloLBFGS
 from harness.models import build_model
-from harness.results import RunResult, StageResult, read_result, run_id_of, write_result
+from harness.results import (Damaged, RunResult, StageResult, load_record, move_aside, result_of,
+                             run_id_of, write_result)
 from harness.provenance import provenance
 from harness.tasks import Dataset, task_of
 from harness.tracking import Tracker
@@ -96,21 +97,40 @@ def run(cfg: Any, log=print) -> RunResult:
     """Train one configuration to completion (or resume it) and return its record.
 
     Bad config values raise ConfigError before any work. A finished run is not redone: its record
-    is returned. Failures and divergence are returned as records with that status, never raised.
+    is returned. A run folder another live trainer holds raises RunClaimed (harness.claim). A
+    damaged record is moved aside (result.damaged-<time>.json) and the run redone. Failures and
+    divergence are returned as records with that status, never raised.
     """
     cfg = resolve(to_config(cfg))
     validate(cfg)
     config = resolved_dict(cfg)
     run_id = run_id_of(config)
     run_dir = Path(cfg.results_root) / run_id
-    existing = read_result(run_dir)
-    if existing is not None and existing.get("status") in FINISHED:
+    existing = _finished_record(run_dir, run_id, log)
+    if existing is not None:
+        return existing
+    with claim.acquire(run_dir) as held, claim.Heartbeat([held]):
+        # Another trainer may have finished (or damaged) the record while we looked: look again.
+        existing = _finished_record(run_dir, run_id, log)
+        if existing is not None:
+            return existing
+        damaged = load_record(run_dir)
+        if isinstance(damaged, Damaged):
+            moved = move_aside(damaged.path)
+            log(f"[kanscale] {run_id}: {damaged}; moved aside to {moved.name}, redoing the run")
+        if cfg.num_threads > 0:
+            torch.set_num_threads(cfg.num_threads)
+        return Trainer(cfg, config, run_id, run_dir, log).train()
+
+
+def _finished_record(run_dir: Path, run_id: str, log) -> Optional[RunResult]:
+    """The run's record when it is finished (done or diverged); None otherwise (damaged too)."""
+    existing = load_record(run_dir)
+    if isinstance(existing, dict) and existing["status"] in FINISHED:
         log(f"[kanscale] {run_id} already {existing['status']} ({run_dir}); skipping")
-        return RunResult(**existing)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.num_threads > 0:
-        torch.set_num_threads(cfg.num_threads)
-    return Trainer(cfg, config, run_id, run_dir, log).train()
+        claim.clear_stale(run_dir)  # a trainer killed between its record and its release
+        return result_of(existing)
+    return None
 
 
 def cpu_time() -> float:
@@ -179,15 +199,20 @@ class Trainer:
 
     # ----- the run -------------------------------------------------------------------------
     def train(self) -> RunResult:
-        tracker = Tracker(self.cfg.wandb.mode, self.cfg.wandb.project, self.cfg.wandb.entity,
-                          self.run_id, self.cfg.experiment_name, self.run_dir, self.config)
+        """Train, then write the record. Any error (wandb's initialisation included) is recorded as
+        a failed run with its traceback in RUN_DIR/error.log; RunInterrupted is re-raised."""
         status, error = "done", None
         self.model = None
+        tracker = None
+        faults.note_training(self.run_id)
         try:
+            tracker = Tracker(self.cfg.wandb.mode, self.cfg.wandb.project, self.cfg.wandb.entity,
+                              self.run_id, self.cfg.experiment_name, self.run_dir, self.config)
             with _StopFlag() as stop:
                 self._train(tracker, stop)
         except RunInterrupted:
-            tracker.finish({"status": "interrupted"}, exit_code=1)
+            if tracker is not None:
+                tracker.finish({"status": "interrupted"}, exit_code=1)
             raise
         except Diverged as exc:
             status, error = "diverged", str(exc)
@@ -196,7 +221,11 @@ class Trainer:
             (self.run_dir / "error.log").write_text(traceback.format_exc())
         result = self._record(status, error)
         write_result(self.run_dir, result)
-        tracker.finish(result.to_dict(), exit_code=0 if status == "done" else 1)
+        if tracker is not None:
+            try:
+                tracker.finish(result.to_dict(), exit_code=0 if status == "done" else 1)
+            except Exception as exc:  # noqa: BLE001 - the record on disk is the source of truth
+                self.log(f"[kanscale] {self.run_id}: wandb finish failed ({type(exc).__name__}: {exc})")
         self.log(f"[kanscale] {self.run_id} {status}: test_rmse={result.test_rmse:.3e} "
                  f"n_params={result.n_params} ({result.wall_time_s:.1f}s) -> {self.run_dir}")
         return result
@@ -222,8 +251,7 @@ class Trainer:
                     self._count_forward(self._stage_inputs().shape[0], grid)
                 optimizer = self._optimizer(self.model)
             while p.step_in_stage < cfg.train.steps_per_stage:
-                if p.global_step == cfg.fail_at_step:
-                    raise RuntimeError(f"injected failure at step {p.global_step} (fail_at_step)")
+                faults.before_step(p.global_step, self.config)  # tests only (KANSCALE_FAULT)
                 loss = self._step(optimizer, grid)
                 p.step_in_stage += 1
                 p.global_step += 1

@@ -34,3 +34,16 @@ def run_cli(args: Sequence[str], cwd: Path = ROOT, env=None, timeout: float = 60
     full_env = {**os.environ, "WANDB_MODE": "disabled", **(env or {})}
     return subprocess.run([sys.executable, "-m", "harness.run", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def valid_record(**fields) -> dict:
+    """A schema-valid result record (harness.results.RunResult) with `fields` replaced."""
+    record = {"run_id": "r0", "status": "done", "error": None, "experiment": "default",
+              "family": "mlp", "task": "toy_exp_sin", "seed": 0, "widths": [2, 2, 1], "grid": None,
+              "k": None, "n_params": 9, "flops_forward": 30, "flops_forward_basis": 0,
+              "flops_forward_matmul": 30, "flops_forward_yu2024": 30, "train_flops": 3000,
+              "n_evals": 10, "steps": 3, "n_train": 200, "optimizer": "lbfgs", "lr": 1.0,
+              "dtype": "float64", "device": "cpu", "train_rmse": 0.5, "test_rmse": 0.5,
+              "test_mse": 0.25, "wall_time_s": 0.1}
+    record.update(fields)
+    return record

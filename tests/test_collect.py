@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.collect import collect, collect_stages, load_records, main as collect_main
+from analysis.collect import collect, collect_stages, load_records, main as collect_main, n_damaged
 from analysis.errors import CollectError
 from analysis_fixtures import (KAN_GRIDS, KAN_HIDDEN, MLP_HIDDEN, MLP_STAGE_FACTORS, record, stage,
                                synthetic_records, write_records, write_synthetic_results)
@@ -50,9 +51,47 @@ def test_invalid_json_is_warned_about_and_skipped(tmp_path):
     bad = tmp_path / "broken" / "result.json"
     bad.parent.mkdir()
     bad.write_text("{not json")
-    with pytest.warns(UserWarning, match="skipping .*broken.*not a valid result record"):
+    with pytest.warns(UserWarning, match="skipping damaged record .*broken/result.json: not JSON"):
         table = collect(tmp_path)
-    assert len(table) == 2
+    assert len(table) == 2 and table.attrs["n_damaged"] == 1
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('{"run_id": "x", "status": "do', "not JSON"),
+    ("[1, 2]", "top level is a JSON list, not an object"),
+    ("drop:family", "missing field(s) family"),
+    ("drop:status", "missing field(s) status"),
+])
+def test_damaged_records_are_skipped_named_and_counted(tmp_path, text, reason):
+    """Truncated JSON, an array, a record without family or status: skipped with path and reason,
+    counted in attrs (the report's header: "N damaged records skipped"), never a crash."""
+    write_records(tmp_path, synthetic_records()[:3])
+    bad = tmp_path / "bad" / "result.json"
+    bad.parent.mkdir()
+    if text.startswith("drop:"):
+        raw = json.loads(next(tmp_path.glob("[0-9a-f]*/result.json")).read_text())
+        raw.pop(text[len("drop:"):])
+        text = json.dumps(raw)
+    bad.write_text(text)
+    with pytest.warns(UserWarning, match=re.escape(f"skipping damaged record {bad}: {reason}")):
+        runs = collect(tmp_path)
+    with pytest.warns(UserWarning):
+        stages = collect_stages(tmp_path)
+    assert len(runs) == 3 and n_damaged(runs) == 1 and n_damaged(stages) == 1
+    assert runs.attrs["damaged"][0].startswith(f"{bad}: {reason}")
+    assert runs["family"].notna().all()
+    assert len(load_records(tmp_path).damaged) == 1
+
+
+def test_null_floats_of_strict_json_read_back_as_nan(tmp_path):
+    write_records(tmp_path, synthetic_records()[:2])
+    path = next(tmp_path.glob("*/result.json"))
+    raw = json.loads(path.read_text())
+    raw.update(test_rmse=None, status="diverged")
+    path.write_text(json.dumps(raw))
+    table = collect(tmp_path)
+    assert np.isnan(table.set_index("run_id").loc[raw["run_id"], "test_rmse"])
+    assert n_damaged(table) == 0
 
 
 def test_missing_folder_is_a_one_line_error(tmp_path, capsys):

@@ -406,14 +406,15 @@ def test_a_stage_end_checkpoint_lets_run_resume_a_member(tmp_path):
     assert resumed.stages == result.stages
 
 
-def test_failing_and_diverging_members_do_not_disturb_the_others(tmp_path):
+def test_failing_and_diverging_members_do_not_disturb_the_others(tmp_path, monkeypatch):
+    monkeypatch.setenv("KANSCALE_FAULT", "fail:step=2@seed=2")  # harness/faults.py (tests only)
     base = ["optim=adam", "optim.lr=0.01", "train.steps_per_stage=4"]
     good = [compose_config([*base, f"seed={s}"], tmp_path) for s in (0, 1)]
-    failing = compose_config([*base, "seed=2", "fail_at_step=2"], tmp_path)
+    failing = compose_config([*base, "seed=2"], tmp_path)
     diverging = compose_config([*base, "seed=3", "optim.lr=1e30"], tmp_path)
     results = run_many([good[0], failing, diverging, good[1]], **QUIET)
     assert [r.status for r in results] == ["done", "failed", "diverged", "done"]
-    assert results[1].error == "RuntimeError: injected failure at step 2 (fail_at_step)"
+    assert results[1].error == "RuntimeError: injected failure at step 2 (KANSCALE_FAULT)"
     assert (tmp_path / results[1].run_id / "error.log").read_text().startswith("Traceback")
     assert results[2].error.startswith("train loss") and math.isnan(results[2].test_rmse)
     alone = run_many([compose_config([*base, "seed=0"], tmp_path / "alone")], **QUIET)[0]

@@ -12,14 +12,14 @@ import pytest
 
 from harness import checkpoint, status
 from harness.results import write_json_atomic
-from tests.helpers import ROOT, TINY, run_cli
+from tests.helpers import ROOT, TINY, run_cli, valid_record
 
 NOW = 1_000_000.0
 
 
 def _record(root: Path, run_id: str, experiment: str, state: str, error=None, mtime=NOW - 3600):
     write_json_atomic(root / run_id / "result.json",
-                      {"run_id": run_id, "status": state, "error": error, "experiment": experiment})
+                      valid_record(run_id=run_id, status=state, error=error, experiment=experiment))
     os.utime(root / run_id / "result.json", (mtime, mtime))
     os.utime(root / run_id, (mtime, mtime))
 
@@ -101,8 +101,8 @@ def test_cli_prints_counts_and_details_exit_0(results):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     # every run without a record changed "recently" under this window: run1, miss1 has no folder
-    assert lines[2].split() == ["one", "1", "1", "0", "0", "0", "0"]
-    assert lines[3].split() == ["sq", "6", "1", "1", "1", "2", "1"]
+    assert lines[2].split() == ["one", "1", "1", "0", "0", "0", "0", "0"]
+    assert lines[3].split() == ["sq", "6", "1", "1", "1", "0", "2", "1"]
     assert "RuntimeError: boom" in out.stdout
     assert f"log: {results / 'fail1' / 'error.log'}" in out.stdout
 
@@ -122,9 +122,9 @@ def test_checkpoint_file_name_matches_the_trainer():
 @pytest.mark.slow
 def test_local_sweep_manifest_gives_failed_and_missing(tmp_path):
     args = ["-m", *TINY, f"results_root={tmp_path}", "model=mlp", "model.widths=[2,2,1]",
-            "fail_at_step=-1,1", "seed=0,1"]
-    result = run_cli(args)
-    assert result.returncode == 0, result.stderr
+            "seed=0,1,2,3"]
+    result = run_cli(args, env={"KANSCALE_FAULT": "fail:step=1@seed=1;fail:step=1@seed=3"})
+    assert result.returncode == 4, result.stderr  # some points failed
     manifests = list((tmp_path / ".sweeps").glob("default-*.json"))
     assert len(manifests) == 1
     run_ids = [p["run_id"] for p in json.loads(manifests[0].read_text())["points"]]
@@ -139,5 +139,5 @@ def test_local_sweep_manifest_gives_failed_and_missing(tmp_path):
     assert sorted(r.status for r in runs.values()) == ["done", "failed", "failed", "missing"]
     assert runs[missing].status == "missing"
     failed = [r for r in runs.values() if r.status == "failed"]
-    assert all(r.error == "RuntimeError: injected failure at step 1 (fail_at_step)" for r in failed)
+    assert all(r.error == "RuntimeError: injected failure at step 1 (KANSCALE_FAULT)" for r in failed)
     assert all(list(r.logs) == [str(tmp_path / r.run_id / "error.log")] for r in failed)

@@ -15,16 +15,18 @@ def records(root):
 @pytest.mark.slow
 def test_failures_are_contained_and_relaunch_redoes_only_them(tmp_path):
     args = ["-m", *TINY, f"results_root={tmp_path}", "model=kan,mlp", "model.widths=[2,2,1]",
-            "fail_at_step=-1,1"]
-    first = run_cli(args)
-    assert first.returncode == 0, first.stderr
+            "seed=0,1"]
+    fault = {"KANSCALE_FAULT": "fail:step=1@seed=1"}  # harness/faults.py (tests only)
+    first = run_cli(args, env=fault)
+    assert first.returncode == 4, first.stderr  # some points failed
     assert "sweep of 4: 2 done, 2 failed" in first.stdout
     assert "injected failure at step 1" in first.stdout
     statuses = sorted(r["status"] for r in records(tmp_path).values())
     assert statuses == ["done", "done", "failed", "failed"]
 
-    again = run_cli(args)
-    assert "2 already finished, 2 to run" in again.stderr
+    again = run_cli(args, env=fault)
+    assert "2 already finished, 0 claimed by other launchers, 2 to run" in again.stderr
+    assert again.returncode == 4
     assert len(records(tmp_path)) == 4  # nothing duplicated
 
 

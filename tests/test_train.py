@@ -84,8 +84,9 @@ def test_divergence_is_recorded_not_raised(tmp_path):
     assert read_result(tmp_path / result.run_id)["status"] == "diverged"
 
 
-def test_failure_is_recorded_with_error(tmp_path):
-    result = run(compose_config(["fail_at_step=2"], tmp_path), log=lambda *_: None)
+def test_failure_is_recorded_with_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("KANSCALE_FAULT", "fail:step=2")  # harness/faults.py (tests only)
+    result = run(compose_config([], tmp_path), log=lambda *_: None)
     assert result.status == "failed" and "injected failure at step 2" in result.error
     assert math.isnan(result.test_rmse)
     assert (tmp_path / result.run_id / "error.log").read_text().startswith("Traceback")

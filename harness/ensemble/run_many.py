@@ -1,7 +1,7 @@
 """`run_many(cfgs) -> List[RunResult]`: sweep points of one shape train together, stacked.
 
 Configs that differ only in seed, learning rate, weight decay, init noise or bookkeeping (name,
-results folder, wandb, failure injection, divergence threshold, logging) form a group and train as
+results folder, wandb, divergence threshold, logging) form a group and train as
 one stacked ensemble (at most `max_members` per stack) with a batched optimizer
 (harness.ensemble.stack_trainer). Every member goes through the stages and grid updates of
 `harness.train.run`, counts its own evaluations and FLOPs, and gets its own record, run id,
@@ -24,21 +24,23 @@ from __future__ import annotations
 import json
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
 from harness.checkpoint import load_checkpoint
 from harness.config import resolve, validate
 from harness.ensemble.stack_trainer import Member, StackTrainer
-from harness.results import RunResult, read_result, run_id_of, write_result
+from harness import claim, faults
+from harness.results import (Damaged, RunResult, load_record, move_aside, result_of, run_id_of,
+                             write_result)
 from harness.tasks.base import Task
 from harness.tracking import Tracker
 from harness.train import FINISHED, resolved_dict, run, to_config
 
 # Keys in which members of one stack may differ (dotted paths into the resolved config).
 PER_MEMBER_KEYS = ("seed", "optim.lr", "optim.weight_decay", "model.noise_scale", "experiment_name",
-                   "results_root", "wandb", "fail_at_step", "train.max_loss", "train.log_every",
+                   "results_root", "wandb", "train.max_loss", "train.log_every",
                    "train.checkpoint_every")  # a stack checkpoints at stage ends only
 
 
@@ -69,19 +71,24 @@ def _finish(member: Member) -> RunResult:
     result = t._record(member.status, member.error)
     write_result(t.run_dir, result)
     cfg = member.cfg
-    tracker = Tracker(cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity, t.run_id,
-                      cfg.experiment_name, t.run_dir, t.config)
-    for row in member.history:
-        values = {key: value for key, value in row.items() if not key.startswith("_")}
-        tracker.log(values, step=row["_step"])
-    tracker.finish(result.to_dict(), exit_code=0 if member.status == "done" else 1)
+    try:  # the record is written: a wandb error is reported, the record stands
+        tracker = Tracker(cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity, t.run_id,
+                          cfg.experiment_name, t.run_dir, t.config)
+        for row in member.history:
+            values = {key: value for key, value in row.items() if not key.startswith("_")}
+            tracker.log(values, step=row["_step"])
+        tracker.finish(result.to_dict(), exit_code=0 if member.status == "done" else 1)
+    except Exception as exc:  # noqa: BLE001
+        t.log(f"[kanscale] {t.run_id}: wandb failed ({type(exc).__name__}: {exc})")
     t.log(f"[kanscale] {t.run_id} {member.status}: test_rmse={result.test_rmse:.3e} "
           f"n_params={result.n_params} ({result.wall_time_s:.1f}s, stacked) -> {t.run_dir}")
     return result
 
 
-def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp", max_members: int = 64) -> List[RunResult]:
-    """Train every config (RunConfig, dict or DictConfig); one RunResult per config, in order.
+def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp",
+             max_members: int = 64) -> List[Optional[RunResult]]:
+    """Train every config (RunConfig, dict or DictConfig); one RunResult per config, in order
+    (None for a point another live trainer has claimed: harness.claim).
 
     Bad values raise ConfigError before any work; finished runs are returned from disk; runs with
     a checkpoint resume through `run`. The rest train stacked: one stack per group_key and
@@ -102,10 +109,10 @@ def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp", max_members: int
             continue
         first_of[run_id] = i
         run_dir = _run_dir(cfg, run_id)
-        existing = read_result(run_dir)
-        if existing is not None and existing.get("status") in FINISHED:
+        existing = load_record(run_dir)
+        if isinstance(existing, dict) and existing["status"] in FINISHED:
             log(f"[kanscale] {run_id} already {existing['status']} ({run_dir}); skipping")
-            results[i] = RunResult(**existing)
+            results[i] = result_of(existing)
         elif not groupable(cfg) or load_checkpoint(run_dir) is not None:
             solo.append(i)
         else:
@@ -113,23 +120,58 @@ def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp", max_members: int
     stacks = [group[start:start + max_members] for group in groups.values()
               for start in range(0, len(group), max_members)]
     for indices in stacks:
-        members = []
+        members, claims, member_of = [], [], []
         for i in indices:
             cfg, config, run_id = prepared[i]
-            run_dir = _run_dir(cfg, run_id)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            members.append(Member(cfg, config, run_id, run_dir, log))
+            held = _claim(_run_dir(cfg, run_id), run_id, log)
+            if held is None:
+                continue
+            if isinstance(held, RunResult):
+                results[i] = held
+                continue
+            claims.append(held)
+            faults.note_training(run_id)
+            member_of.append(i)
+            members.append(Member(cfg, config, run_id, _run_dir(cfg, run_id), log))
+        if not members:
+            continue
         if members[0].cfg.num_threads > 0:
             torch.set_num_threads(members[0].cfg.num_threads)
-        _train_members(members, basis, log)
-        for i, member in zip(indices, members):
-            results[i] = _finish(member)
+        try:
+            with claim.Heartbeat(claims):
+                _train_members(members, basis, log)
+                for i, member in zip(member_of, members):
+                    results[i] = _finish(member)
+        finally:
+            for held in claims:
+                held.release()
     for i in solo:
-        results[i] = run(prepared[i][0], log=log)
+        try:
+            results[i] = run(prepared[i][0], log=log)
+        except claim.RunClaimed as exc:
+            log(f"[kanscale] {exc}; skipping")
     for i, (_, _, run_id) in enumerate(prepared):
         if results[i] is None:
             results[i] = results[first_of[run_id]]
     return results
+
+
+def _claim(run_dir: Path, run_id: str, log):
+    """A Claim on the member's folder; its RunResult if it finished meanwhile; None if another
+    trainer holds it. A damaged record is moved aside (the member redoes the run)."""
+    try:
+        held = claim.acquire(run_dir)
+    except claim.RunClaimed as exc:
+        log(f"[kanscale] {exc}; skipping")
+        return None
+    record = load_record(run_dir)
+    if isinstance(record, dict) and record["status"] in FINISHED:
+        held.release()
+        log(f"[kanscale] {run_id} already {record['status']} ({run_dir}); skipping")
+        return result_of(record)
+    if isinstance(record, Damaged):
+        log(f"[kanscale] {run_id}: {record}; moved aside to {move_aside(record.path).name}")
+    return held
 
 
 def _run_dir(cfg, run_id: str) -> Path:

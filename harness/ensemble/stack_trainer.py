@@ -4,7 +4,7 @@ Each member keeps the solo trainer of `harness.train` (its config, progress coun
 records and checkpoints), so its record is made by the same code as a solo run's; the stack adds
 the batched model (harness.ensemble.stacked), the batched grid changes (harness.ensemble.regrid)
 and the batched optimizer (harness.ensemble.batched_lbfgs / batched_adam). The order of the work in
-a step is `harness.train.Trainer`'s: failure injection, grid update, batch, optimizer step,
+a step is `harness.train.Trainer`'s: failure injection (harness.faults), grid update, batch, optimizer step,
 counting, divergence test, logging; a stage ends with the stage record and a checkpoint.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List
 
 import torch
 
-from harness import counting
+from harness import counting, faults
 from harness.ensemble.batched_adam import BatchedAdam
 from harness.ensemble.batched_lbfgs import BatchedLBFGS
 from harness.ensemble.regrid import extend_grid, update_grid_from_samples
@@ -31,7 +31,7 @@ class Member:
         self.trainer = Trainer(cfg, config, run_id, run_dir, log)
         self.cfg, self.status, self.error, self.traceback = cfg, "done", None, None
         # read once: a config attribute costs microseconds, and these are read every step
-        self.fail_at_step, self.max_loss = int(cfg.fail_at_step), float(cfg.train.max_loss)
+        self.max_loss = float(cfg.train.max_loss)
         self.log_every = int(cfg.train.log_every)
         self.history: List[Dict[str, float]] = []  # wandb rows, replayed at the end
         self.rng_state = None
@@ -121,8 +121,12 @@ class StackTrainer:
     def _inject_failures(self, live: List[Member]) -> None:
         for j, member in enumerate(live):
             p = member.trainer.progress
-            if member.alive and p.global_step == member.fail_at_step:
-                member.stop("failed", *_failure(f"injected failure at step {p.global_step} (fail_at_step)"))
+            if not member.alive:
+                continue
+            try:
+                faults.before_step(p.global_step, member.trainer.config)  # tests only
+            except RuntimeError as exc:  # a `fail:` fault
+                member.stop("failed", *_failure(str(exc)))
                 self.optimizer.freeze(j)
 
     def _account(self, live: List[Member], losses, evals, flops_per_eval: int, elapsed: float,

@@ -3,8 +3,10 @@
 (No `from __future__ import annotations` here: Hydra imports plugins outside sys.modules and
 dataclasses then fail to resolve string annotations.)
 
-Unlike Hydra's basic launcher it checks every point before running any, skips finished runs,
-prints progress, and ends with a summary of what failed and where its record or log is.
+Unlike Hydra's basic launcher it checks every point before running any, skips finished runs and
+runs another launcher has claimed (harness.claim: several launchers on one sweep share the work),
+redoes damaged records, prints progress, and ends with a summary of what failed and where its
+record or log is. `python -m harness.run -m` then exits with harness.sweep.sweep_exit_code().
 """
 
 import logging
@@ -19,7 +21,8 @@ from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 
 from harness.config import ConfigError
-from harness.sweep import check_points, compose_points, summarize, sweep_stamp, write_manifests
+from harness.sweep import (check_points, compose_points, points_to_run, summarize, sweep_stamp,
+                           write_manifests)
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +60,7 @@ class KanscaleLocalLauncher(Launcher):
             sys.exit(2)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         write_manifests(points, "kanscale_local", sweep_stamp())
-        todo = [p for p in points if not p.finished()]
-        print(f"[kanscale] sweep of {len(points)} runs: {len(points) - len(todo)} already finished, "
-              f"{len(todo)} to run", file=sys.stderr)
+        todo = points_to_run(points)
         if self.pack > 0 and todo:
             from harness.ensemble.run_many import run_many
             print(f"[kanscale] packing up to {self.pack} runs per stacked ensemble", file=sys.stderr)
@@ -74,6 +75,12 @@ class KanscaleLocalLauncher(Launcher):
                 returns.append(None)
                 continue
             done += 1
+            holder = point.claimed_by()  # claimed since the sweep started: another launcher has it
+            if holder is not None:
+                print(f"[kanscale] #{point.index} {point.run_id} claimed by {holder}: skipped",
+                      file=sys.stderr)
+                returns.append(None)
+                continue
             print(f"[kanscale] [{done}/{len(todo)}] {point.label}  "
                   f"({time.perf_counter() - started:.0f}s elapsed)", file=sys.stderr)
             returns.append(run_job(hydra_context=self.hydra_context, task_function=self.task_function,

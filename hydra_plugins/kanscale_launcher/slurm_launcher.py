@@ -5,7 +5,9 @@ dataclasses then fail to resolve string annotations.)
 
 Before anything is submitted every point is composed and validated (a bad value: one line, exit
 2) and a manifest of the points is written (RESULTS_ROOT/.sweeps/, read by `harness.status`).
-Finished runs are skipped; the rest are packed `runs_per_task` per array task. Each point still
+Finished runs and runs another live trainer has claimed (harness.claim) are skipped; the rest
+are packed `runs_per_task` per array task; a point claimed meanwhile (a relaunch while an array
+still runs) is skipped by run() in the job, so every point trains once. Each point still
 goes through `run()` with its own record and wandb run, and a failing point does not stop its
 task. The launcher waits for the array and ends with the summary, naming the job state and log of
 every run that has no record.
@@ -34,8 +36,8 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLaunche
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from harness.config import ConfigError
-from harness.sweep import (SweepPoint, check_points, compose_points, summarize, sweep_stamp,
-                           write_manifests)
+from harness.sweep import (SweepPoint, check_points, compose_points, points_to_run, summarize,
+                           sweep_stamp, write_manifests)
 
 # Our own knobs; everything else in the config goes to submitit's SLURM executor.
 _KANSCALE_KEYS = ("runs_per_task", "poll_interval_s", "requeue")
@@ -169,11 +171,10 @@ class KanscaleSlurmLauncher(SlurmLauncher):
         sweep_dir = str(self.config.hydra.sweep.dir)  # resolved once: ${now:...} must not drift
         stamp = sweep_stamp()
         write_manifests(points, "kanscale_slurm", stamp)
-        todo = [p for p in points if not p.finished()]
+        todo = points_to_run(points)
         chunks = [todo[i:i + self.runs_per_task] for i in range(0, len(todo), self.runs_per_task)]
-        print(f"[kanscale] sweep of {len(points)} runs: {len(points) - len(todo)} already finished, "
-              f"{len(todo)} to run in {len(chunks)} SLURM array task(s) of <= {self.runs_per_task}",
-              file=sys.stderr)
+        print(f"[kanscale] {len(todo)} to run in {len(chunks)} SLURM array task(s) of "
+              f"<= {self.runs_per_task}", file=sys.stderr)
         by_index: Dict[int, JobReturn] = {}
         jobs_info: Dict[int, Dict[str, str]] = {}
         if chunks:
