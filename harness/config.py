@@ -129,12 +129,10 @@ def register_configs() -> None:
     # The model node is left untyped here (MISSING): the chosen group file (kan or mlp) brings
     # its own schema, so `model=mlp` can replace a KANConfig without a merge error.
     cs.store(name="base_config", node=RunConfig(model=MISSING))
-    from harness.models import FAMILY_REGISTRY  # each family's schema, as `schema_<name>`
-    for name, family in FAMILY_REGISTRY.items():
-        store_family_schema(name, family.config_cls)
     cs.store(name="schema_task", node=TaskConfig)
     cs.store(name="schema_optim", node=OptimConfig)
     import harness.tasks  # noqa: F401  (its `register` stores the `task` options)
+    import harness.models  # noqa: F401  (`register_family` stores each family's `schema_<name>`)
 
 
 def store_family_schema(name: str, config_cls: type) -> None:
