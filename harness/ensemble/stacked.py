@@ -227,10 +227,10 @@ def stack(models: Sequence[nn.Module], basis: str = "pp") -> Stacked:
     """One stacked module from M solo models of one family (KANs: same widths, G, k; MLPs: same
     widths, activation), built by that family's `stack`."""
     from harness.models import family_of_model
-    families = {family_of_model(model).name for model in models}
+    families = {family_of_model(model) for model in models}
     if len(families) != 1:
         raise TypeError(f"cannot stack {sorted({type(model).__name__ for model in models})}")
-    return family_of_model(models[0]).stack(models, basis)
+    return families.pop().stack(models, basis)
 
 
 def trainable_parameters(stacked: Stacked) -> List[nn.Parameter]:
