@@ -129,11 +129,16 @@ def register_configs() -> None:
     # The model node is left untyped here (MISSING): the chosen group file (kan or mlp) brings
     # its own schema, so `model=mlp` can replace a KANConfig without a merge error.
     cs.store(name="base_config", node=RunConfig(model=MISSING))
-    cs.store(name="schema_kan", node=KANConfig)
-    cs.store(name="schema_mlp", node=MLPConfig)
     cs.store(name="schema_task", node=TaskConfig)
     cs.store(name="schema_optim", node=OptimConfig)
     import harness.tasks  # noqa: F401  (its `register` stores the `task` options)
+    import harness.models  # noqa: F401  (`register_family` stores each family's `schema_<name>`)
+
+
+def store_family_schema(name: str, config_cls: type) -> None:
+    """Store a model family's dataclass as `schema_<name>` (what configs/model/<name>.yaml
+    extends); harness.models.register_family calls this for every family."""
+    ConfigStore.instance().store(name=f"schema_{name}", node=config_cls)
 
 
 def resolve(cfg: Any) -> Any:
@@ -158,19 +163,20 @@ def _require(ok: bool, message: str) -> None:
 def validate(cfg: Any) -> None:
     """Check values that types cannot; raise ConfigError with one line naming the key.
 
-    Every field of every dataclass above has a check here, or a reason it needs none:
+    Every field of every dataclass above has a check here or in its family's `validate`
+    (harness/models/<family>_family.py), or a reason it needs none:
     KANConfig.hidden is folded into widths by `resolve` (checked as widths);
     train_base_weight, train_spline_weight, MLPConfig.bias are booleans (typed);
     seeds (seed, task.seed) are any integer (torch accepts them all);
     wandb.project/entity are free text.
     """
-    from harness.models import MODEL_REGISTRY
+    from harness.models import FAMILY_REGISTRY
     from harness.tasks import task_of
 
     model = cfg.model
     family = model.family
-    _require(family in MODEL_REGISTRY,
-             f"model.family={family!r} is unknown; choose one of {sorted(MODEL_REGISTRY)}")
+    _require(family in FAMILY_REGISTRY,
+             f"model.family={family!r} is unknown; choose one of {sorted(FAMILY_REGISTRY)}")
     widths = list(model.widths)
     _require(len(widths) >= 2, f"model.widths={widths} needs at least [d_in, d_out]")
     for i, w in enumerate(widths):
@@ -186,30 +192,6 @@ def validate(cfg: Any) -> None:
         _require(schedule[i] >= schedule[i - 1],
                  f"train.grid_schedule={schedule} shrinks at stage {i} ({schedule[i - 1]} -> "
                  f"{schedule[i]}); grid extension only refines: make it non-decreasing")
-    if family == "kan":
-        _require(model.k >= 1, f"model.k={model.k} must be >= 1 (spline order)")
-        _require(model.grid >= 1, f"model.grid={model.grid} must be >= 1 interval")
-        _require(model.grid >= model.k,
-                 f"model.grid={model.grid} is smaller than the spline order model.k={model.k}; "
-                 f"use grid >= k")
-        for i, g in enumerate(schedule):
-            _require(g >= model.k, f"train.grid_schedule[{i}]={g} is smaller than model.k={model.k}")
-        _require(len(model.grid_range) == 2,
-                 f"model.grid_range={list(model.grid_range)} must be two numbers [lo, hi]")
-        lo, hi = model.grid_range
-        _require(math.isfinite(lo) and math.isfinite(hi) and lo < hi,
-                 f"model.grid_range={list(model.grid_range)} must be finite and increasing")
-        _require(model.base_activation in ("silu", "none"),
-                 f"model.base_activation={model.base_activation!r}: choose silu or none")
-        _require(math.isfinite(model.noise_scale) and model.noise_scale >= 0,
-                 f"model.noise_scale={model.noise_scale} must be >= 0 (0 = no initial noise)")
-        _require(0.0 <= model.grid_eps <= 1.0, f"model.grid_eps={model.grid_eps} must be in [0, 1]")
-        _require(model.implementation in ("reference", "fast"),
-                 f"model.implementation={model.implementation!r}: choose reference or fast")
-    if family == "mlp":
-        from harness.models.mlp import ACTIVATIONS
-        _require(model.activation in ACTIVATIONS,
-                 f"model.activation={model.activation!r}: choose one of {sorted(ACTIVATIONS)}")
     task = cfg.task
     # The registry entry specialised to the task fields: table tasks refuse n_train / n_test over
     # their rows; task=table_file reads task.path and checks its columns (harness/tasks/table_file.py).
@@ -218,9 +200,7 @@ def validate(cfg: Any) -> None:
     _require(task.name == "table_file" or not any(file_fields),
              f"task.path, task.target_columns and task.feature_columns are read only by "
              f"task=table_file (task.name={task.name!r})")
-    if family == "kan" and model.implementation == "fast" and spec.needs_second_derivatives:
-        raise ConfigError(f"task {task.name} differentiates the model twice, which the fast KAN "
-                          f"layer does not support: set model.implementation=reference")
+    FAMILY_REGISTRY[family].validate(cfg, spec)  # the family's own checks (harness/models/)
     _require(widths[0] == spec.d_in and widths[-1] == spec.d_out,
              f"model.widths={widths} must start with d_in={spec.d_in} and end with "
              f"d_out={spec.d_out} for task {task.name}")

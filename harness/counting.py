@@ -52,18 +52,30 @@ def _grid(cfg: Any, grid: Optional[int]) -> int:
     return cfg.grid if grid is None else grid
 
 
+def family_of(cfg: Any):
+    """The registered family object of a model config (harness.models.FAMILY_REGISTRY)."""
+    from harness.models import family_of as lookup  # late: the family modules import this one
+    return lookup(cfg)
+
+
 def n_params(cfg: Any, grid: Optional[int] = None) -> int:
     """Trainable parameters; `grid` overrides cfg.grid (a later grid-extension stage)."""
-    if cfg.family == "kan":
-        g, k = _grid(cfg, grid), cfg.k
-        # per edge: G + k spline coefficients (Liu et al. 2024 §2.2), + w_b, + w_s if trained
-        per_edge = g + k
-        per_edge += int(cfg.base_activation != "none" and cfg.train_base_weight)
-        per_edge += int(cfg.train_spline_weight)
-        return sum(d_in * d_out * per_edge for d_in, d_out in _layers(cfg.widths))
-    if cfg.family == "mlp":
-        return sum(d_in * d_out + (d_out if cfg.bias else 0) for d_in, d_out in _layers(cfg.widths))
-    raise ValueError(f"model.family={cfg.family!r} has no parameter count")
+    return family_of(cfg).n_params(cfg, grid)
+
+
+def kan_n_params(cfg: Any, grid: Optional[int] = None) -> int:
+    """A KAN's trainable parameters on `grid` intervals (default cfg.grid)."""
+    g, k = _grid(cfg, grid), cfg.k
+    # per edge: G + k spline coefficients (Liu et al. 2024 §2.2), + w_b, + w_s if trained
+    per_edge = g + k
+    per_edge += int(cfg.base_activation != "none" and cfg.train_base_weight)
+    per_edge += int(cfg.train_spline_weight)
+    return sum(d_in * d_out * per_edge for d_in, d_out in _layers(cfg.widths))
+
+
+def mlp_n_params(cfg: Any, grid: Optional[int] = None) -> int:
+    """An MLP's trainable parameters: weights d_in * d_out and biases d_out per layer; no grid."""
+    return sum(d_in * d_out + (d_out if cfg.bias else 0) for d_in, d_out in _layers(cfg.widths))
 
 
 def basis_flops_per_input(g: int, k: int) -> int:
@@ -77,26 +89,33 @@ def basis_flops_per_input(g: int, k: int) -> int:
 
 def flops_forward(cfg: Any, grid: Optional[int] = None) -> FlopCount:
     """Forward FLOPs per example under the convention in this module's docstring."""
+    return family_of(cfg).flops_forward(cfg, grid)
+
+
+def kan_flops_forward(cfg: Any, grid: Optional[int] = None) -> FlopCount:
+    """A KAN's forward FLOPs per example: basis per input, one contraction, the base branch."""
     basis = matmul = elementwise = 0
-    if cfg.family == "kan":
-        g, k = _grid(cfg, grid), cfg.k
-        silu = cfg.base_activation != "none"
-        for d_in, d_out in _layers(cfg.widths):
-            basis += d_in * basis_flops_per_input(g, k)
-            matmul += 2 * d_in * d_out * (g + k)  # basis (B, in*(G+k)) @ coef (in*(G+k), out)
-            if silu:
-                matmul += 2 * d_in * d_out  # silu(x) (B, in) @ w_b (in, out)
-                elementwise += ACTIVATION_FLOPS["silu"] * d_in + d_out  # silu, branch add
-        return FlopCount(basis, matmul, elementwise)
-    if cfg.family == "mlp":
-        layers = list(_layers(cfg.widths))
-        for i, (d_in, d_out) in enumerate(layers):
-            matmul += 2 * d_in * d_out
-            elementwise += d_out if cfg.bias else 0
-            if i < len(layers) - 1:  # the output layer is linear
-                elementwise += ACTIVATION_FLOPS[cfg.activation] * d_out
-        return FlopCount(basis, matmul, elementwise)
-    raise ValueError(f"model.family={cfg.family!r} has no FLOP count")
+    g, k = _grid(cfg, grid), cfg.k
+    silu = cfg.base_activation != "none"
+    for d_in, d_out in _layers(cfg.widths):
+        basis += d_in * basis_flops_per_input(g, k)
+        matmul += 2 * d_in * d_out * (g + k)  # basis (B, in*(G+k)) @ coef (in*(G+k), out)
+        if silu:
+            matmul += 2 * d_in * d_out  # silu(x) (B, in) @ w_b (in, out)
+            elementwise += ACTIVATION_FLOPS["silu"] * d_in + d_out  # silu, branch add
+    return FlopCount(basis, matmul, elementwise)
+
+
+def mlp_flops_forward(cfg: Any, grid: Optional[int] = None) -> FlopCount:
+    """An MLP's forward FLOPs per example: 2 d_in d_out per layer, bias adds, hidden activations."""
+    matmul = elementwise = 0
+    layers = list(_layers(cfg.widths))
+    for i, (d_in, d_out) in enumerate(layers):
+        matmul += 2 * d_in * d_out
+        elementwise += d_out if cfg.bias else 0
+        if i < len(layers) - 1:  # the output layer is linear
+            elementwise += ACTIVATION_FLOPS[cfg.activation] * d_out
+    return FlopCount(0, matmul, elementwise)
 
 
 # FLOPs per element of an activation in Yu et al. 2024's code (KANbeFair src/models/utils.py,
@@ -127,19 +146,22 @@ def yu2024_mlp_layer_flops(d_in: int, d_out: int, activation: str) -> int:
 
 
 def flops_forward_yu2024(cfg: Any, grid: Optional[int] = None) -> int:
-    """Forward FLOPs per example under Yu et al. 2024 (arXiv 2407.16674), as in their code.
+    """Forward FLOPs per example under Yu et al. 2024 (arXiv 2407.16674), as in their code."""
+    return family_of(cfg).flops_forward_yu2024(cfg, grid)
 
-    KAN: sum of yu2024_kan_layer_flops over layers. MLP: sum of yu2024_mlp_layer_flops over
-    *every* layer, the output layer included (KANbeFair `MLP.total_flops`), whatever the bias.
-    """
-    if cfg.family == "kan":
-        g = _grid(cfg, grid)
-        return sum(yu2024_kan_layer_flops(d_in, d_out, g, cfg.k, cfg.base_activation)
-                   for d_in, d_out in _layers(cfg.widths))
-    if cfg.family == "mlp":
-        return sum(yu2024_mlp_layer_flops(d_in, d_out, cfg.activation)
-                   for d_in, d_out in _layers(cfg.widths))
-    raise ValueError(f"model.family={cfg.family!r} has no FLOP count")
+
+def kan_flops_forward_yu2024(cfg: Any, grid: Optional[int] = None) -> int:
+    """Yu et al. 2024 for a KAN: the sum of yu2024_kan_layer_flops over layers."""
+    g = _grid(cfg, grid)
+    return sum(yu2024_kan_layer_flops(d_in, d_out, g, cfg.k, cfg.base_activation)
+               for d_in, d_out in _layers(cfg.widths))
+
+
+def mlp_flops_forward_yu2024(cfg: Any, grid: Optional[int] = None) -> int:
+    """Yu et al. 2024 for an MLP: yu2024_mlp_layer_flops over *every* layer, the output layer
+    included (KANbeFair `MLP.total_flops`), whatever the bias."""
+    return sum(yu2024_mlp_layer_flops(d_in, d_out, cfg.activation)
+               for d_in, d_out in _layers(cfg.widths))
 
 
 def flops_train_evaluation(cfg: Any, n_examples: int, grid: Optional[int] = None) -> int:

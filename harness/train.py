@@ -23,7 +23,7 @@ from harness import claim, counting, faults
 from harness.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from harness.config import RunConfig, resolve, validate
 from harness.ensemble.batched_lbfgs import SoloLBFGS
-from harness.models import build_model
+from harness.models import build_model, family_of
 from harness.results import (Damaged, RunResult, StageResult, load_record, move_aside, result_of,
                              run_id_of, write_result)
 from harness.provenance import provenance
@@ -65,11 +65,9 @@ def pick_device(name: str) -> torch.device:
 
 
 def stage_grids(cfg: DictConfig) -> List[Optional[int]]:
-    """Grid per stage for KANs; for MLPs one None per stage (same number of stages and steps)."""
-    schedule = list(cfg.train.grid_schedule)
-    if cfg.model.family == "kan":
-        return schedule or [cfg.model.grid]
-    return [None] * max(1, len(schedule))
+    """Grid per stage, the model family's (KANs: the schedule; MLPs: one None per stage, the same
+    number of stages and steps)."""
+    return family_of(cfg.model).stage_grids(cfg)
 
 
 class _StopFlag:
@@ -379,7 +377,6 @@ class Trainer:
             median_abs_error = self._median_abs_error()
             train_rmse, test_rmse = math.sqrt(self._mse("train")), math.sqrt(test_mse)
             metrics = self.task.metrics(self.model, self.data, len(self.grids) - 1, len(self.grids))
-        is_kan = cfg.model.family == "kan"
         finished = [s for s in self.stages if math.isfinite(s["test_rmse"])]
         best = min(finished, key=lambda s: s["test_rmse"]) if finished else None
         data = getattr(self, "data", None)
@@ -388,7 +385,7 @@ class Trainer:
         return RunResult(
             run_id=self.run_id, status=status, error=error, experiment=cfg.experiment_name,
             family=cfg.model.family, task=cfg.task.name, seed=cfg.seed,
-            widths=list(cfg.model.widths), grid=final_grid, k=cfg.model.k if is_kan else None,
+            widths=list(cfg.model.widths), **family_of(cfg.model).record_fields(cfg.model, final_grid),
             n_params=counting.n_params(cfg.model, final_grid), flops_forward=flops.total,
             flops_forward_basis=flops.basis, flops_forward_matmul=flops.matmul,
             flops_forward_yu2024=counting.flops_forward_yu2024(cfg.model, final_grid),

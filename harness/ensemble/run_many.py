@@ -57,10 +57,11 @@ def group_key(config: Dict[str, Any]) -> str:
 
 
 def groupable(cfg) -> bool:
-    """Stackable: a KAN or MLP on a task whose training loss is the plain MSE."""
+    """Stackable: a family that stacks (KAN, MLP) on a task whose training loss is the plain MSE."""
+    from harness.models import family_of
     from harness.tasks import TASK_REGISTRY
     task = TASK_REGISTRY[cfg.task.name]
-    return cfg.model.family in ("kan", "mlp") and type(task).loss is Task.loss
+    return family_of(cfg.model).stacks and type(task).loss is Task.loss
 
 
 def _finish(member: Member) -> RunResult:

@@ -25,7 +25,6 @@ from harness.ensemble.kernels import MemberMatmul, PPSpline, stacked_bspline_bas
 from harness.ensemble.ppform import IntervalSearch, interval_origins, pp_conversion, spline_pp_coefficients
 from harness.ensemble.stacked_mlp import StackedMLP
 from harness.models.kan import KAN, KANLayer
-from harness.models.mlp import MLP
 
 BASES = ("reference", "pp")
 # A constant input's B-splines are cached as a dense basis (one GEMM per member and call) while an
@@ -225,12 +224,13 @@ Stacked = Union[StackedKAN, StackedMLP]
 
 
 def stack(models: Sequence[nn.Module], basis: str = "pp") -> Stacked:
-    """One stacked module from M solo KANs (same widths, G, k) or MLPs (same widths, activation)."""
-    if all(isinstance(model, KAN) for model in models):
-        return StackedKAN(models, basis)
-    if all(isinstance(model, MLP) for model in models):
-        return StackedMLP(models)
-    raise TypeError(f"cannot stack {sorted({type(model).__name__ for model in models})}")
+    """One stacked module from M solo models of one family (KANs: same widths, G, k; MLPs: same
+    widths, activation), built by that family's `stack`."""
+    from harness.models import family_of_model
+    families = {family_of_model(model) for model in models}
+    if len(families) != 1:
+        raise TypeError(f"cannot stack {sorted({type(model).__name__ for model in models})}")
+    return families.pop().stack(models, basis)
 
 
 def trainable_parameters(stacked: Stacked) -> List[nn.Parameter]:
