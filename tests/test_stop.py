@@ -95,3 +95,27 @@ def test_stop_from_another_thread_checkpoints_at_the_step_end_and_resumes_exactl
     assert resumed.status == "done" and resumed.run_id == reference.run_id
     assert resumed.test_rmse == reference.test_rmse
     assert (resumed.n_evals, resumed.train_flops) == (reference.n_evals, reference.train_flops)
+
+
+def test_a_stop_request_stops_a_stack_at_the_end_of_its_step(tmp_path, monkeypatch):
+    """run_many checks the request where run() does; its members keep their stage-end
+    checkpoints, and the re-run finishes them."""
+    stop = StopRequest()
+    original = harness.faults.before_step
+
+    def hook(step, config=None):
+        if step == 5:  # the 6th step, in the second stage
+            stop.request("test stop")
+        return original(step, config)
+
+    monkeypatch.setattr(harness.faults, "before_step", hook)
+    cfgs = [compose_config([*ARGS, f"seed={seed}"], tmp_path) for seed in (0, 1)]
+    with pytest.raises(RunInterrupted, match="test stop at step 2 of stage 1 .stacked."):
+        run_many(cfgs, log=lambda *_: None, stop=stop)
+    run_dirs = [d for d in tmp_path.iterdir() if not d.name.startswith(".")]
+    assert len(run_dirs) == 2 and not any((d / "result.json").exists() for d in run_dirs)
+    assert [load_checkpoint(d).progress["global_step"] for d in run_dirs] == [4, 4]  # stage 0 end
+
+    monkeypatch.setattr(harness.faults, "before_step", original)
+    results = run_many(cfgs, log=lambda *_: None)
+    assert [(r.status, r.steps) for r in results] == [("done", 8), ("done", 8)]
