@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.claim import RunClaimed
 from harness.config import ConfigError, check_results_root, resolve, validate
+from harness.stop import StopRequest, on_signals
 from harness.sweep import sweep_exit_code
 from harness.train import RunInterrupted, run
 
@@ -36,11 +37,11 @@ def job_config(cfg: DictConfig) -> DictConfig:
 EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_CLAIMED = 1, 2, 3, 5
 
 
-def run_and_summarize(cfg: DictConfig) -> Dict[str, Any]:
+def run_and_summarize(cfg: DictConfig, stop: Optional[StopRequest] = None) -> Dict[str, Any]:
     """Run one sweep point; return what a launcher prints in its summary (status "claimed" when
-    another live launcher holds the point: it is skipped)."""
+    another live launcher holds the point: it is skipped). `stop`: passed to run()."""
     try:
-        result = run(job_config(cfg))
+        result = run(job_config(cfg), stop=stop)
     except RunClaimed as exc:
         print(f"[kanscale] {exc}: skipped", file=sys.stderr)
         return {"run_id": exc.run_dir.name, "status": "claimed", "error": str(exc),
@@ -76,7 +77,10 @@ def _exit_on_config_error(check) -> None:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> Dict[str, Any]:
     try:
-        summary = run_and_summarize(cfg)
+        # SIGTERM/SIGUSR1 (SLURM time limits, preemption, kill) only request a stop: the run
+        # checkpoints at the end of its step and raises RunInterrupted (exit 3).
+        with on_signals(StopRequest()) as stop:
+            summary = run_and_summarize(cfg, stop)
     except ConfigError as exc:
         print(f"kanscale: config error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)

@@ -218,9 +218,19 @@ def _outcome(point: SweepPoint, ret: Optional[JobReturn],
                 "error": f"job {job['job_id']} {job['state']}, no result record",
                 "where": f"{job['stderr']} (stdout {job['stdout']})"}
     if ret is not None and ret.status == JobStatus.FAILED:
-        return {"status": "failed", "error": repr(ret._return_value),
+        return {"status": "failed", "error": repr(job_error(ret)),
                 "where": str(getattr(ret, "working_dir", "") or point.run_dir)}
     return {"status": "missing", "error": "no result record", "where": str(point.run_dir)}
+
+
+def job_error(ret: JobReturn) -> Optional[BaseException]:
+    """What a FAILED Hydra job raised, through JobReturn's public `return_value`, which re-raises
+    it (hydra.core.utils.JobReturn); None for a job that did not fail."""
+    try:
+        ret.return_value
+    except Exception as exc:  # noqa: BLE001 - the job's own exception, whatever it is
+        return exc
+    return None
 
 
 def format_metric(value: Any) -> str:

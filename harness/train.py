@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from harness.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from harness.config import RunConfig, resolve, validate
 from harness.ensemble.batched_lbfgs import SoloLBFGS
 from harness.models import build_model, family_of
+from harness.stop import StopRequest
 from harness.results import (Damaged, RunResult, StageResult, load_record, move_aside, result_of,
                              run_id_of, write_result)
 from harness.provenance import provenance
@@ -36,7 +35,8 @@ FINISHED = ("done", "diverged")
 
 
 class RunInterrupted(Exception):
-    """Raised after a checkpoint was saved because SIGTERM/SIGUSR1 arrived; re-run to resume."""
+    """Raised after a checkpoint was saved because a stop was requested (harness.stop: the CLI
+    and launchers set it on SIGTERM/SIGUSR1/preemption); re-run to resume."""
 
 
 class Diverged(Exception):
@@ -70,29 +70,12 @@ def stage_grids(cfg: DictConfig) -> List[Optional[int]]:
     return family_of(cfg.model).stage_grids(cfg)
 
 
-class _StopFlag:
-    """Set by SIGTERM/SIGUSR1 (SLURM preemption and timeouts send these before killing)."""
-
-    def __init__(self):
-        self.signum: Optional[int] = None
-        self._previous: Dict[int, Any] = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGUSR1):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
-def run(cfg: Any, log=print) -> RunResult:
+def run(cfg: Any, log=print, stop: Optional[StopRequest] = None) -> RunResult:
     """Train one configuration to completion (or resume it) and return its record.
+
+    `stop` (harness.stop): when it is requested, the run saves a checkpoint at the end of the
+    step and raises RunInterrupted; a re-run resumes to the same numbers. run() installs no
+    signal handlers: whoever owns the process sets `stop` (harness/run.py does on SIGTERM/SIGUSR1).
 
     Bad config values raise ConfigError before any work. A finished run is not redone: its record
     is returned. A run folder another live trainer holds raises RunClaimed (harness.claim). A
@@ -118,7 +101,12 @@ def run(cfg: Any, log=print) -> RunResult:
             log(f"[kanscale] {run_id}: {damaged}; moved aside to {moved.name}, redoing the run")
         if cfg.num_threads > 0:
             torch.set_num_threads(cfg.num_threads)
-        return Trainer(cfg, config, run_id, run_dir, log).train()
+        return Trainer(cfg, config, run_id, run_dir, log).train(stop)
+
+
+def interrupted(stop: StopRequest, global_step: int) -> RunInterrupted:
+    """The exception a loop raises once `stop` is requested and its checkpoint is saved."""
+    return RunInterrupted(f"{stop.reason} at step {global_step}; checkpoint saved, re-run to resume")
 
 
 def _finished_record(run_dir: Path, run_id: str, log) -> Optional[RunResult]:
@@ -196,9 +184,10 @@ class Trainer:
         return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
 
     # ----- the run -------------------------------------------------------------------------
-    def train(self) -> RunResult:
+    def train(self, stop: Optional[StopRequest] = None) -> RunResult:
         """Train, then write the record. Any error (wandb's initialisation included) is recorded as
-        a failed run with its traceback in RUN_DIR/error.log; RunInterrupted is re-raised."""
+        a failed run with its traceback in RUN_DIR/error.log; RunInterrupted (raised once `stop`
+        is requested, after a checkpoint) is re-raised."""
         status, error = "done", None
         self.model = None
         tracker = None
@@ -206,8 +195,7 @@ class Trainer:
         try:
             tracker = Tracker(self.cfg.wandb.mode, self.cfg.wandb.project, self.cfg.wandb.entity,
                               self.run_id, self.cfg.experiment_name, self.run_dir, self.config)
-            with _StopFlag() as stop:
-                self._train(tracker, stop)
+            self._train(tracker, stop if stop is not None else StopRequest())
         except RunInterrupted:
             if tracker is not None:
                 tracker.finish({"status": "interrupted"}, exit_code=1)
@@ -228,7 +216,7 @@ class Trainer:
                  f"n_params={result.n_params} ({result.wall_time_s:.1f}s) -> {self.run_dir}")
         return result
 
-    def _train(self, tracker: Tracker, stop: _StopFlag) -> None:
+    def _train(self, tracker: Tracker, stop: StopRequest) -> None:
         cfg = self.cfg
         self.data = self._data()
         self.model = build_initial_model(cfg, self.grids[0], self.dtype, self.device)
@@ -245,7 +233,7 @@ class Trainer:
             self.stage_ids = self.task.stage_indices(self.data, p.stage, len(self.grids))
             if optimizer is None:
                 if p.stage > 0 and grid is not None and grid != self.grids[p.stage - 1]:
-                    self.model.extend_grid(grid, self._stage_inputs())  # pykan `refine`
+                    family_of(cfg.model).extend_grid(self.model, grid, self._stage_inputs())
                     self._count_forward(self._stage_inputs().shape[0], grid)
                 optimizer = self._optimizer(self.model)
             while p.step_in_stage < cfg.train.steps_per_stage:
@@ -259,10 +247,9 @@ class Trainer:
                     tracker.log({"train_loss": loss, "test_loss": self._mse("test"),
                                  "n_evals": p.n_evals, "train_flops": p.train_flops,
                                  "grid": grid or 0}, step=p.global_step)
-                if stop.signum is not None:
+                if stop.requested:
                     self._save(optimizer)
-                    raise RunInterrupted(f"signal {stop.signum} at step {p.global_step}; "
-                                         f"checkpoint saved, re-run to resume")
+                    raise interrupted(stop, p.global_step)
                 if p.global_step % cfg.train.checkpoint_every == 0:
                     self._save(optimizer)
             self.stages.append(self._stage_record(grid))
@@ -280,7 +267,7 @@ class Trainer:
         if (grid is not None and update_every > 0  # every stage, as every pykan `fit` call
                 and p.step_in_stage % update_every == 0 and p.step_in_stage < cfg.train.update_grid_until):
             inputs = self._stage_inputs()
-            self.model.update_grid_from_samples(inputs)  # pykan fit(update_grid=True)
+            family_of(cfg.model).update_grid(self.model, inputs)
             self._count_forward(inputs.shape[0], grid)
         x, y = self._batch()
         flops_per_eval = self.task.evaluation_cost(counting.flops_forward(cfg.model, grid).total,

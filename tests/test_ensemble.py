@@ -439,7 +439,7 @@ def test_grouping_and_fallbacks(tmp_path, monkeypatch):
     assert key("seed=0") == key("seed=3", "optim.lr=0.5", "experiment_name=x")
     assert key() != key("model.widths=[2,3,1]") and key() != key("optim=adam")
     calls = []
-    monkeypatch.setattr("harness.ensemble.run_many.run", lambda cfg, log: calls.append(cfg.task.name))
+    monkeypatch.setattr("harness.ensemble.run_many.run", lambda cfg, log, stop=None: calls.append(cfg.task.name))
     run_many([compose_config(["task=pde_poisson", "model.widths=[2,2,1]",
                               "model.implementation=reference"], tmp_path)], **QUIET)
     assert calls == ["pde_poisson"]

@@ -13,6 +13,7 @@ import pytest
 
 import harness.train
 from harness.checkpoint import load_checkpoint
+from harness.stop import StopRequest
 from harness.train import RunInterrupted, Trainer, run
 from tests.helpers import ROOT, TINY, compose_config
 
@@ -77,16 +78,17 @@ def test_resume_keeps_cpu_time_cumulative_and_the_start_load(tmp_path, monkeypat
     cfg = compose_config(["train.grid_schedule=[3,5]", "train.steps_per_stage=4",
                           "train.checkpoint_every=100", "model.widths=[2,2,1]"], tmp_path)
     original_step = Trainer._step
+    stop = StopRequest()
 
     def step_then_preempt(self, optimizer, grid):
         loss = original_step(self, optimizer, grid)
-        if self.progress.global_step == 5:  # the 6th step, in the second stage: send SIGUSR1
-            os.kill(os.getpid(), signal.SIGUSR1)
+        if self.progress.global_step == 5:  # the 6th step, in the second stage: request a stop
+            stop.request("preempted")
         return loss
 
     monkeypatch.setattr(Trainer, "_step", step_then_preempt)
-    with pytest.raises(RunInterrupted):
-        run(cfg, log=lambda *_: None)
+    with pytest.raises(RunInterrupted, match="preempted at step 6"):
+        run(cfg, log=lambda *_: None, stop=stop)
     progress = load_checkpoint(tmp_path / only_run_dir(tmp_path).name).progress
     assert (progress["global_step"], progress["cpu_time_s"], progress["load_avg_start"]) == (6, 1.5, 7.0)
 

@@ -36,7 +36,8 @@ from harness.results import (Damaged, RunResult, load_record, move_aside, result
                              write_result)
 from harness.tasks.base import Task
 from harness.tracking import Tracker
-from harness.train import FINISHED, resolved_dict, run, to_config
+from harness.stop import StopRequest
+from harness.train import FINISHED, RunInterrupted, resolved_dict, run, to_config
 
 # Keys in which members of one stack may differ (dotted paths into the resolved config).
 PER_MEMBER_KEYS = ("seed", "optim.lr", "optim.weight_decay", "model.noise_scale", "experiment_name",
@@ -86,15 +87,20 @@ def _finish(member: Member) -> RunResult:
     return result
 
 
-def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp",
-             max_members: int = 64) -> List[Optional[RunResult]]:
+def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp", max_members: int = 64,
+             stop: Optional[StopRequest] = None) -> List[Optional[RunResult]]:
     """Train every config (RunConfig, dict or DictConfig); one RunResult per config, in order
     (None for a point another live trainer has claimed: harness.claim).
 
     Bad values raise ConfigError before any work; finished runs are returned from disk; runs with
     a checkpoint resume through `run`. The rest train stacked: one stack per group_key and
     at most `max_members` configs each (a stack's memory grows with its size).
+
+    `stop` (harness.stop), checked at the end of every step as `run` checks it: a stack stops
+    and raises RunInterrupted (its members resume from their stage-end checkpoints), a solo run
+    checkpoints and raises it; the points not started yet are left for the re-run.
     """
+    stop = stop if stop is not None else StopRequest()
     prepared = []
     for cfg in cfgs:
         cfg = resolve(to_config(cfg))
@@ -140,7 +146,7 @@ def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp",
             torch.set_num_threads(members[0].cfg.num_threads)
         try:
             with claim.Heartbeat(claims):
-                _train_members(members, basis, log)
+                _train_members(members, basis, log, stop)
                 for i, member in zip(member_of, members):
                     results[i] = _finish(member)
         finally:
@@ -148,7 +154,7 @@ def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp",
                 held.release()
     for i in solo:
         try:
-            results[i] = run(prepared[i][0], log=log)
+            results[i] = run(prepared[i][0], log=log, stop=stop)
         except claim.RunClaimed as exc:
             log(f"[kanscale] {exc}; skipping")
     for i, (_, _, run_id) in enumerate(prepared):
@@ -179,10 +185,13 @@ def _run_dir(cfg, run_id: str) -> Path:
     return Path(cfg.results_root) / run_id
 
 
-def _train_members(members: List[Member], basis: str, log) -> None:
-    """Train a stack; an error outside any one member fails every member still running."""
+def _train_members(members: List[Member], basis: str, log, stop: StopRequest) -> None:
+    """Train a stack; an error outside any one member fails every member still running;
+    RunInterrupted (a stop request) is raised."""
     try:
-        StackTrainer(members, basis, log).train()
+        StackTrainer(members, basis, log, stop).train()
+    except RunInterrupted:
+        raise
     except Exception as exc:  # noqa: BLE001 - a failing stack is recorded, never raised
         trace = traceback.format_exc()
         for member in members:

@@ -21,7 +21,8 @@ from harness.ensemble.batched_adam import BatchedAdam
 from harness.ensemble.batched_lbfgs import BatchedLBFGS
 from harness.ensemble.regrid import extend_grid, update_grid_from_samples
 from harness.ensemble.stacked import member_losses, stack, trainable_parameters
-from harness.train import Trainer, build_initial_model, cpu_time
+from harness.stop import StopRequest
+from harness.train import RunInterrupted, Trainer, build_initial_model, cpu_time
 
 
 class Member:
@@ -55,8 +56,9 @@ def _failure(message: str):
 class StackTrainer:
     """Trains the members of one group together, stage by stage."""
 
-    def __init__(self, members: List[Member], basis: str, log):
+    def __init__(self, members: List[Member], basis: str, log, stop: StopRequest = None):
         self.members, self.basis, self.log = members, basis, log
+        self.stop = stop if stop is not None else StopRequest()
         first = members[0].trainer
         self.cfg, self.grids, self.task = first.cfg, first.grids, first.task
 
@@ -116,7 +118,19 @@ class StackTrainer:
             self._account(live, losses, evals, flops_per_eval, time.perf_counter() - started,
                           cpu_time() - cpu_started, grid)
             self._test_losses(stacked, live)
+            if step_in_stage + 1 < train.steps_per_stage:  # the last step: after the stage end
+                self._check_stop(stage, step_in_stage + 1)
         self._each(live, lambda j, member: self._end_stage(stacked, j, member, grid))
+        if stage + 1 < len(self.grids):  # after the last stage the records are written
+            self._check_stop(stage, int(train.steps_per_stage))
+
+    def _check_stop(self, stage: int, steps_done: int) -> None:
+        """Where `run` checks the stop request, at the end of a step. A stack keeps checkpoints at
+        stage ends only, so its members resume from their last stage end."""
+        if self.stop.requested:
+            raise RunInterrupted(f"{self.stop.reason} at step {steps_done} of stage {stage} "
+                                 f"(stacked); the members resume from their stage-end "
+                                 f"checkpoints, re-run to resume")
 
     def _inject_failures(self, live: List[Member]) -> None:
         for j, member in enumerate(live):

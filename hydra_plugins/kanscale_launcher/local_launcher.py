@@ -64,7 +64,14 @@ class KanscaleLocalLauncher(Launcher):
         if self.pack > 0 and todo:
             from harness.ensemble.run_many import run_many
             print(f"[kanscale] packing up to {self.pack} runs per stacked ensemble", file=sys.stderr)
-            run_many([p.job_config() for p in todo], max_members=self.pack)
+            from harness.stop import StopRequest, on_signals
+            from harness.train import RunInterrupted
+            try:  # SIGTERM/SIGUSR1 only request a stop (harness.stop), as for a single run
+                with on_signals(StopRequest()) as stop:
+                    run_many([p.job_config() for p in todo], max_members=self.pack, stop=stop)
+            except RunInterrupted as exc:
+                print(f"kanscale: interrupted: {exc}", file=sys.stderr)
+                sys.exit(3)
             summarize(points, [None] * len(points))
             return []
         returns: List[Optional[JobReturn]] = []

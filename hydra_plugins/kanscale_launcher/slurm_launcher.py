@@ -13,12 +13,13 @@ task. The launcher waits for the array and ends with the summary, naming the job
 every run that has no record.
 
 Preemption and time limits. submitit catches SIGUSR2 (sbatch `--signal=USR2@signal_delay_s`) and
-calls the job callable's `checkpoint()`, then requeues the job. A SweepChunk relays that signal to
-the run that is training (as SIGUSR1: run() saves a checkpoint at the end of the step and raises
-RunInterrupted) and only then lets submitit requeue the same chunk: finished runs are skipped, the
-interrupted one resumes from its checkpoint. SIGTERM (scancel, `scontrol requeue`, preemption by
-SLURM itself) is handled by run() alone: it checkpoints and the chunk exits without a result, so
-a requeued job resumes and a cancelled one is redone by the next launch.
+calls the job callable's `checkpoint()`, then requeues the job. SweepChunk.checkpoint() sets the
+chunk's stop request (harness.stop), which run() checks at the end of every step: it saves a
+checkpoint and stops; only then does checkpoint() return and submitit requeue the same chunk:
+finished runs are skipped, the interrupted one resumes from its checkpoint. SIGTERM (scancel,
+`scontrol requeue`, preemption by SLURM itself) sets the same request: the run checkpoints and
+the chunk exits without a result, so a requeued job resumes and a cancelled one is redone by the
+next launch. Nothing here calls another library's signal handler.
 """
 
 import signal
@@ -30,12 +31,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from harness.config import ConfigError
+from harness.stop import StopRequest, on_signals
 from harness.sweep import (SweepPoint, check_points, compose_points, points_to_run, summarize,
                            sweep_stamp, write_manifests)
 
@@ -63,90 +65,78 @@ ConfigStore.instance().store(group="hydra/launcher", name="kanscale_slurm",
                              node=KanscaleSlurmLauncherConf, provider="kanscale")
 
 
-class _SignalRelay:
-    """In a job: hands submitit's timeout/preemption signal to the training run first.
-
-    While run() trains, SIGUSR1 is its handler (checkpoint at the end of the step, then raise
-    RunInterrupted); this relay calls that handler on SIGUSR2 and remembers the signal, so the
-    chunk can give submitit its turn (checkpoint() + requeue) once the checkpoint is on disk.
-    """
-
-    def __enter__(self) -> "_SignalRelay":
-        from submitit.slurm.slurm import SlurmJobEnvironment
-        self.preempt_signal = SlurmJobEnvironment._usr_sig()
-        self.preempted = self.terminated = False
-        self._installed = threading.current_thread() is threading.main_thread()  # signal's rule
-        self._submitit_handler = signal.getsignal(self.preempt_signal)
-        self._previous_term = signal.getsignal(signal.SIGTERM)
-        if self._installed:
-            signal.signal(self.preempt_signal, self._on_preempt)
-            signal.signal(signal.SIGTERM, self._on_term)  # between runs; run() has its own
-        return self
-
-    def _on_preempt(self, signum, frame) -> None:
-        self.preempted = True
-        run_handler = signal.getsignal(signal.SIGUSR1)
-        if callable(run_handler):  # a run is training
-            run_handler(signal.SIGUSR1, frame)
-
-    def _on_term(self, signum, frame) -> None:
-        self.terminated = True
-
-    def hand_over(self) -> None:
-        """Let submitit checkpoint (SweepChunk.checkpoint) and requeue; it exits the process."""
-        if callable(self._submitit_handler):
-            self._submitit_handler(self.preempt_signal, None)
-
-    def __exit__(self, *exc) -> None:
-        if self._installed:
-            signal.signal(self.preempt_signal, self._submitit_handler)
-            signal.signal(signal.SIGTERM, self._previous_term)
-
-
 class SweepChunk:
     """The callable one array task runs: its sweep points one after another, each through run().
 
     Returns [(point index, JobReturn)]. A requeued copy (checkpoint()) runs the same points again:
     finished runs are skipped by run(), an interrupted one resumes from its checkpoint.
+
+    Stopping (harness.stop). The chunk owns one StopRequest, passed to every run(). SIGTERM and
+    SIGUSR1 only set it. submitit's preemption/timeout signal (USR2 from sbatch --signal) stays
+    submitit's: its handler calls `checkpoint()` (submitit's Checkpointable contract), which sets
+    the request, waits until the run has saved its checkpoint at the end of its step, and returns
+    the resubmission that submitit requeues. So that the handler can wait for the run, the points
+    train on a worker thread while the main thread, where Python runs signal handlers, waits.
     """
 
     def __init__(self, hydra_context, configs: Sequence[DictConfig], singleton_state=None):
         self.hydra_context = hydra_context
         self.configs = list(configs)  # composed point configs, with their hydra node
         self.singleton_state = singleton_state
+        self._running: Optional[Tuple[StopRequest, threading.Thread]] = None  # during __call__
+
+    def __getstate__(self) -> Dict[str, Any]:
+        return {**self.__dict__, "_running": None}  # a thread and an Event do not pickle
 
     def __call__(self) -> List[Tuple[int, JobReturn]]:
-        from harness.run import run_and_summarize
-        from harness.train import RunInterrupted
-
         if self.singleton_state is not None:
             Singleton.set_state(self.singleton_state)
         setup_globals()
         returns: List[Tuple[int, JobReturn]] = []
-        interrupted = False
-        with _SignalRelay() as relay:
-            for config in self.configs:
-                if relay.preempted or relay.terminated:
-                    interrupted = True
-                    break
-                ret = run_job(hydra_context=self.hydra_context, task_function=run_and_summarize,
-                              config=config, job_dir_key="hydra.sweep.dir",
-                              job_subdir_key="hydra.sweep.subdir")
-                if ret.status == JobStatus.FAILED and isinstance(ret._return_value, RunInterrupted):
-                    print(f"[kanscale] {ret._return_value}", flush=True)
-                    interrupted = True
-                    break
-                returns.append((int(config.hydra.job.num), ret))
-            if interrupted and relay.preempted:
-                relay.hand_over()  # submitit: checkpoint() -> requeue this chunk -> exit
-        if interrupted:
+        with on_signals(StopRequest(), (signal.SIGTERM, signal.SIGUSR1)) as stop:
+            worker = threading.Thread(target=self._run_points, args=(stop, returns),
+                                      name="kanscale-sweep-chunk")
+            self._running = (stop, worker)
+            worker.start()
+            while worker.is_alive():  # a timed join: signal handlers run in between
+                worker.join(0.5)
+            self._running = None
+        if stop.requested:
             # SIGTERM: SLURM is ending this job (scancel, requeue, preemption). No result file, so
             # the launcher reads the job's state; a requeued job resumes, a cancelled one is redone.
             sys.exit(3)
         return returns
 
+    def _run_points(self, stop: StopRequest, returns: List[Tuple[int, JobReturn]]) -> None:
+        from harness.run import run_and_summarize
+        from harness.train import RunInterrupted
+
+        def run_point(config: DictConfig) -> Dict[str, Any]:
+            try:
+                return run_and_summarize(config, stop)
+            except RunInterrupted as exc:
+                print(f"[kanscale] {exc}", flush=True)
+                return {"status": "interrupted", "error": str(exc)}
+
+        for config in self.configs:
+            if stop.requested:
+                return
+            ret = run_job(hydra_context=self.hydra_context, task_function=run_point,
+                          config=config, job_dir_key="hydra.sweep.dir",
+                          job_subdir_key="hydra.sweep.subdir")
+            if stop.requested:  # the point was interrupted (or had just finished): re-run it
+                return
+            returns.append((int(config.hydra.job.num), ret))
+
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """submitit's preemption/timeout hook: stop the training run at the end of its step (it
+        saves a checkpoint), then hand submitit this chunk to requeue."""
         import submitit
+        running = self._running
+        if running is not None:
+            stop, worker = running
+            stop.request("preempted or timed out (submitit checkpoint)")
+            worker.join()
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
 
