@@ -28,7 +28,8 @@ from analysis.fit_range import RANGE_RULES, FitRange, Regime, fit_range, regime_
 from analysis.frontier import POINTS, front_mask, usable
 from analysis.laws import FitResult, fit_runs
 
-X_COLUMNS = ("n_params", "flops_forward", "flops_forward_yu2024", "train_flops", "wall_time_s")
+X_COLUMNS = ("n_params", "flops_forward", "flops_forward_yu2024", "train_flops", "cpu_time_s",
+             "wall_time_s")  # per second: CPU time (load-independent); wall time kept for reference
 LOSS_COLUMNS = ("test_rmse", "test_mse", "test_median_abs_error", "train_rmse")
 CLI_FORMS = ("power", "floor")
 N_BOOT = 400  # default resamples: enough for a 95% percentile interval, fast enough for reports

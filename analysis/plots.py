@@ -327,7 +327,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--format", default="png", choices=FORMATS)
     parser.add_argument("--loss", default="test_rmse",
                         help=f"{', '.join(LOSS_COLUMNS)} or a metrics.<name> column")
-    parser.add_argument("--x", default="n_params,flops_forward,wall_time_s",
+    parser.add_argument("--x", default="n_params,flops_forward,cpu_time_s",
                         help=f"comma-separated, from {', '.join(X_COLUMNS)}")
     parser.add_argument("--form", default="power", choices=("power", "floor"))
     parser.add_argument("--points", default="frontier", choices=("frontier", "all"))

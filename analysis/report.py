@@ -29,7 +29,7 @@ from analysis.fit_table import LOSS_COLUMNS, N_BOOT, X_COLUMNS, compute_fits, js
 from analysis.frontier import POINTS, usable
 from analysis.plots import FORMATS, make_figures
 
-REPORT_X = ("n_params", "flops_forward", "train_flops", "wall_time_s")
+REPORT_X = ("n_params", "flops_forward", "train_flops", "cpu_time_s")  # per second = CPU time
 _MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 
 

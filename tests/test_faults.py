@@ -105,7 +105,7 @@ def _trial(seed: int, root: Path, reference) -> str:
         got = load_record(run_dir)
         assert isinstance(got, dict), f"{kind} {fault}: {got}"
         for key in ("status", "test_rmse", "n_evals", "train_flops", "steps"):
-            assert got[key] == expected[key], (kind, fault, key)
+            assert got[key] == expected[key], (kind, fault, key, got.get("error"))
         assert [s["test_rmse"] for s in got["stages"]] == [s["test_rmse"] for s in expected["stages"]]
         assert [p.name for p in run_dir.glob("result*.json")] == [RESULT_FILE]  # exactly one
         assert not (run_dir / claim.CLAIM_FILE).exists()
