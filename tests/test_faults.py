@@ -128,6 +128,6 @@ def test_sigkill_at_random_moments_then_relaunch_gives_the_uninterrupted_records
     assert kinds == {"timer": 8, "checkpoint_write": 4, "record_write": 4, "step": 4}
 
 
-@pytest.mark.slow
+@pytest.mark.soak  # not in the default run (~8 min): `bash tests/run_all.sh -m soak`
 def test_sigkill_100_trials(tmp_path, reference):
     _trials(100, tmp_path, reference)
