@@ -16,7 +16,7 @@ and call. Inside a StackedKAN activations are feature-major, (M, features, B).
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,7 @@ from torch import nn
 
 from harness.ensemble.kernels import MemberMatmul, PPSpline
 from harness.ensemble.stacked_mlp import StackedMLP
-from harness.models.kan import KAN, KANLayer
+from harness.models.kan import KAN, KANLayer, extend_layer_grids, update_layer_grids
 from harness.models.mlp import MLP
 from harness.splines import BSpline
 from harness.splines.ppform import dense_basis, interval_origins, pp_conversion, spline_pp_coefficients
@@ -153,11 +153,12 @@ class StackedKANLayer(nn.Module):
         return dense.contiguous()
 
     @torch.no_grad()
-    def update_grid_from_samples(self, x: torch.Tensor, members: Sequence[int]) -> None:
-        """pykan `update_grid_from_samples` of `members` on their inputs x (M, in, B)
-        (feature-major), in place (same shapes: an optimizer holding the parameters keeps
-        working)."""
-        rows = list(members)
+    def update_grid_from_samples(self, x: torch.Tensor,
+                                 members: Optional[Sequence[int]] = None) -> None:
+        """pykan `update_grid_from_samples` of `members` (default all) on their inputs x
+        (M, in, B) (feature-major), in place (same shapes: an optimizer holding the parameters
+        keeps working)."""
+        rows = list(range(self.n_models)) if members is None else list(members)
         grid, coef = self.spline.update_grid(x[rows].transpose(1, 2), self.grid[rows],
                                              self.coef[rows], self.grid_eps)
         self.grid[rows] = grid
@@ -227,6 +228,21 @@ class StackedKAN(nn.Module):
                 self._inputs.pop(next(iter(self._inputs)))
             self._inputs[id(x)] = (x, x._version, h)
         return h
+
+    @torch.no_grad()
+    def update_grid_from_samples(self, x: torch.Tensor,
+                                 members: Optional[Sequence[int]] = None) -> None:
+        """pykan `update_grid` of `members` (default all), as `KAN.update_grid_from_samples`, in
+        place. x (B, d_in) shared by the members, or (M, B, d_in)."""
+        if members is not None and not list(members):
+            return
+        update_layer_grids(self.layers, self.feature_major(x), members=members)
+
+    @torch.no_grad()
+    def extend_grid(self, n_intervals: int, x: torch.Tensor) -> None:
+        """pykan `refine` of every member, as `KAN.extend_grid`; coef and knots become new
+        tensors (a new optimizer is needed, as in pykan)."""
+        extend_layer_grids(self.layers, n_intervals, self.feature_major(x))
 
     def load_member(self, m: int, model: KAN) -> None:
         for stacked, layer in zip(self.layers, model.layers):

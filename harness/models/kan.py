@@ -118,16 +118,30 @@ class KAN(nn.Module):
     @torch.no_grad()
     def update_grid_from_samples(self, x: torch.Tensor) -> None:
         """Each layer regrids on the activations that reach it (pykan `update_grid`)."""
-        for layer in self.layers:
-            layer.update_grid_from_samples(x)
-            x = layer(x)
+        update_layer_grids(self.layers, x)
 
     @torch.no_grad()
     def extend_grid(self, n_intervals: int, x: Optional[torch.Tensor] = None) -> None:
         """Grid extension of every layer (pykan `refine`); with x, each layer refits on the coarse
         network's activations that reach it."""
-        for layer in self.layers:
-            inputs = x
-            if x is not None:
-                x = layer(x)  # activations of the coarse layer feed the next one
-            layer.extend_grid(n_intervals, inputs)
+        extend_layer_grids(self.layers, n_intervals, x)
+
+
+def update_layer_grids(layers: Sequence[nn.Module], x: torch.Tensor, **kwargs) -> None:
+    """pykan `update_grid` of a network: each layer regrids on the activations that reach it,
+    those of the already regridded layers before it (solo and stacked KANs; kwargs go to each
+    layer's `update_grid_from_samples`)."""
+    for layer in layers:
+        layer.update_grid_from_samples(x, **kwargs)
+        x = layer(x)
+
+
+def extend_layer_grids(layers: Sequence[nn.Module], n_intervals: int,
+                       x: Optional[torch.Tensor] = None) -> None:
+    """pykan `refine` of a network: each layer refits on the coarse network's activations that
+    reach it (or, without x, on dense samples of its knot range)."""
+    for layer in layers:
+        inputs = x
+        if x is not None:
+            x = layer(x)  # activations of the coarse layer feed the next one
+        layer.extend_grid(n_intervals, inputs)

@@ -4,7 +4,8 @@ provides), `BSpline` the one implemented today, its evaluation strategies (dense
 local closed form / BSPLVB, pp-form), the interval search, and grid updates and extensions. Every
 tensor has a leading model axis M; a solo layer is M = 1.
 
-    bspline.py  BSpline: knots, Cox-de Boor, grid update / extension knot rules
+    bspline.py  BSpline: Cox-de Boor, the knot rules of grid updates and extensions
+    knots.py    knot padding (pykan `extend_grid`)
     basis.py    Basis: the interface, least-squares fit, refit, update_grid, extend
     local.py    the k+1 nonzero B-splines and slopes (closed form on uniform knots, BSPLVB)
     ppform.py   pp-form conversion, Horner's rule, the dense basis from the pp-form

@@ -16,13 +16,14 @@ them).
 """
 from __future__ import annotations
 
-from fractions import Fraction
+import math
 from functools import lru_cache
 from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 
-from harness.splines.ppform import horner
+from harness.splines.knots import pad_knots
+from harness.splines.ppform import horner, pp_conversion
 from harness.splines.search import IntervalSearch, interval_search, locate
 
 # Knots count as uniform when every knot is within this many ulps (of the largest |knot|) of
@@ -34,26 +35,16 @@ UNIFORM_TOLERANCE_ULPS = 16
 def uniform_basis_polynomials(k: int) -> Tuple[Tuple[float, ...], ...]:
     """Power-basis coefficients M[p][r] of the k+1 uniform B-splines on one interval.
 
-    N_r(u) = sum_p M[p][r] u^p is B_{j-k+r} at x = t_j + u*h, u in [0, 1). Built exactly (Fractions)
-    from the Cox-de Boor recursion on integer knots (de Boor 1978, ch. IX, eq. (9)) written in the
-    local coordinate: N^d_r(u) = ((u + d - r) N^{d-1}_{r-1}(u) + (r + 1 - u) N^{d-1}_r(u)) / d.
+    N_r(u) = sum_p M[p][r] u^p is B_{j-k+r} at x = t_j + u*h, u in [0, 1): the pp-form
+    (`pp_conversion`) on the integer knots 0..2k+1, made exact by rounding to the lattice it lies
+    on (the uniform B-spline matrix is k! M integer; Qin 2000, "General matrix representations for
+    B-splines", eq. 8), so every entry is the correctly rounded rational.
     """
-    polys = [[Fraction(1)]]  # level 0: N^0_0 = 1 on the interval; a polynomial = coefficient list
-    for d in range(1, k + 1):
-        new = []
-        for r in range(d + 1):
-            acc = [Fraction(0)] * (d + 1)
-            if r >= 1:  # (u + d - r) * N^{d-1}_{r-1}
-                for p, c in enumerate(polys[r - 1]):
-                    acc[p] += (d - r) * c / d
-                    acc[p + 1] += c / d
-            if r <= d - 1:  # (r + 1 - u) * N^{d-1}_r
-                for p, c in enumerate(polys[r]):
-                    acc[p] += (r + 1) * c / d
-                    acc[p + 1] -= c / d
-            new.append(acc)
-        polys = new
-    return tuple(tuple(float(polys[r][p]) for r in range(k + 1)) for p in range(k + 1))
+    knots = torch.arange(2 * k + 2, dtype=torch.float64)[None, :]
+    on_interval_k = pp_conversion(knots, k)[0, k + 1]  # (r, p) on [t_k, t_{k+1}), u = x - t_k
+    scale = math.factorial(k)
+    exact = torch.round(on_interval_k * scale) / scale
+    return tuple(tuple(float(exact[r, p]) for r in range(k + 1)) for p in range(k + 1))
 
 
 class UniformLayout(NamedTuple):
@@ -104,10 +95,7 @@ def _uniform_layout(grid: torch.Tensor, k: int) -> Optional[UniformLayout]:
 def _general_layout(grid: torch.Tensor, k: int) -> GeneralLayout:
     lo, hi = grid[:, 0], grid[:, -1]
     # Extrapolated knots (mean spacing) keep every BSPLVB denominator positive off the ends.
-    steps = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device)
-    mean_h = ((hi - lo) / (grid.shape[1] - 1))[None, :]
-    window = torch.cat([lo[None, :] - mean_h * steps.flip(0)[:, None], grid.T,
-                        hi[None, :] + mean_h * steps[:, None]]).contiguous()
+    window = pad_knots(grid, k).T.contiguous()
     return GeneralLayout(lo, hi, window, interval_search(grid))
 
 

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import torch
 
+from harness.splines.knots import pad_knots
+
 
 def pp_conversion(grid: torch.Tensor, k: int) -> torch.Tensor:
     """grid (F, K) increasing knots -> C (F, K+1, k+1, k+1): on the interval of x with j1 knots
@@ -21,9 +23,7 @@ def pp_conversion(grid: torch.Tensor, k: int) -> torch.Tensor:
     not define (index off 0..K-k-2) get finite values from k knots extrapolated at the mean
     spacing; their coefficients are zero padding in the caller."""
     n_in, n_knots = grid.shape
-    mean_h = (grid[:, -1:] - grid[:, :1]) / (n_knots - 1)
-    steps = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device)
-    ext = torch.cat([grid[:, :1] - mean_h * steps.flip(0), grid, grid[:, -1:] + mean_h * steps], 1)
+    ext = pad_knots(grid, k)  # k knots extrapolated at the mean spacing each side
     n_int = n_knots - 1
 
     def knot(q: int) -> torch.Tensor:  # t_{j+q} for every interval j: (F, K-1, 1)
