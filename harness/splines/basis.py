@@ -5,7 +5,7 @@ tensor carries a leading model axis M (a stacked ensemble's members; a solo laye
 x (M, B, in), grid (M, in, K), coef (M, in, out, n).
 
 A new basis (Chebyshev, Gaussian RBF, Fourier, ...) is one subclass that provides:
-- `n_functions(n_intervals)`: n for a grid of that size;
+- `n_functions(n_intervals)`: n for a grid of that size, and `n_intervals(grid)` back;
 - `initial_grid(n_in, n_intervals, lo, hi)`: the grid (M=1) a new layer starts on;
 - `values(x, grid)`: the dense basis (M, B, in, n) (the reference evaluation strategy);
 - `grid_from_samples(x_sorted, n_intervals, grid_eps)`: the grid a grid update moves to;
@@ -23,6 +23,9 @@ import torch
 
 class Basis:
     def n_functions(self, n_intervals: int) -> int:
+        raise NotImplementedError
+
+    def n_intervals(self, grid: torch.Tensor) -> int:
         raise NotImplementedError
 
     def initial_grid(self, n_in: int, n_intervals: int, lo: float, hi: float,
@@ -93,6 +96,3 @@ class Basis:
             x = self.dense_samples(grid, n_intervals)
         new_grid = self.refined_grid(grid, n_intervals)
         return new_grid, self.refit(torch.sort(x, dim=1)[0], grid, coef, new_grid)
-
-    def n_intervals(self, grid: torch.Tensor) -> int:
-        raise NotImplementedError
