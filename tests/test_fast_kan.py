@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from harness.config import KANConfig
 from harness.models import build_model
 from harness.models.fast_kan import FastKANLayer
-from harness.models.local_bspline import uniform_basis_polynomials
+from harness.splines.local import uniform_basis_polynomials
 from harness.models.kan import KANLayer
 
 TOL = 1e-10  # float64; observed differences are ~1e-14

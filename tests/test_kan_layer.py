@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.models.bspline import bspline_basis, fit_coefficients, uniform_grid
+from harness.splines import BSpline, cox_de_boor
 from harness.models.kan import KAN, KANLayer
 
 pykan_layer = pytest.importorskip("kan.KANLayer", reason="pip install -e .[test] brings pykan 0.2.8")
@@ -44,9 +44,9 @@ def test_grid_update_from_samples_equals_pykan():
 
 
 def test_basis_is_a_partition_of_unity_inside_the_grid():
-    grid = uniform_grid(3, 7, 3, -1.0, 1.0, dtype=torch.float64)
+    grid = BSpline(3).initial_grid(3, 7, -1.0, 1.0, dtype=torch.float64)[0]
     x = torch.rand(1000, 3, dtype=torch.float64) * 2 - 1
-    basis = bspline_basis(x, grid, 3)  # (B, in, G+k)
+    basis = cox_de_boor(x[None], grid[None], 3)[0]  # (B, in, G+k)
     assert basis.shape == (1000, 3, 10)
     torch.testing.assert_close(basis.sum(-1), torch.ones(1000, 3, dtype=torch.float64))
 
@@ -75,7 +75,7 @@ def test_grid_extension_non_nested_is_close():
     layer = KANLayer(1, 1, grid=5, k=3).double()
     x = dense(1, -0.999, 0.999)
     with torch.no_grad():  # a smooth spline (sin 2x); 5 -> 7 knots are not nested
-        layer.coef.copy_(fit_coefficients(x, torch.sin(2 * x)[:, :, None], layer.grid, 3))
+        layer.coef.copy_(BSpline(3).fit(x[None], torch.sin(2 * x)[None, :, :, None], layer.grid[None])[0])
     before = layer(x)
     layer.extend_grid(7)
     err = (layer(x) - before).abs().max().item()

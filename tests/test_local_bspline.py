@@ -5,9 +5,20 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from harness.models import local_bspline
-from harness.models.bspline import bspline_basis, extend_grid, uniform_grid
-from harness.models.local_bspline import GeneralLayout, UniformLayout, local_basis, make_layout
+from harness.splines import BSpline, cox_de_boor, pad_knots as extend_grid, search
+from harness.splines.local import GeneralLayout, UniformLayout, make_layout
+
+
+def uniform_grid(n_in, n_intervals, k, lo, hi, dtype=None):
+    return BSpline(k).initial_grid(n_in, n_intervals, lo, hi, dtype=dtype)[0]
+
+
+def local_basis(x, layout, k, with_slope):  # (B, in), a model axis of one
+    return [t[0] for t in BSpline(k).local(x[None], layout, with_slope)]
+
+
+def bspline_basis(x, grid, k):
+    return cox_de_boor(x[None], grid[None], k)[0]
 
 
 def random_grid(n_in, n_intervals, k, seed, clustered):
@@ -87,13 +98,13 @@ def test_interval_search_counts_knots_at_or_below(n_in, n_intervals, seed, clust
     grid = random_grid(n_in, n_intervals, 3, seed, clustered)
     with pytest.MonkeyPatch.context() as patch:
         if not use_table:  # the torch.searchsorted fallback
-            patch.setattr(local_bspline, "MAX_TABLE_ENTRIES", 0)
+            patch.setattr(search, "MAX_TABLE_ENTRIES", 0)
         layout = make_layout(grid, 3)
-    assert isinstance(layout, GeneralLayout) and (layout.table is not None) == use_table
+    assert isinstance(layout, GeneralLayout) and (layout.search.table is not None) == use_table
     x = torch.cat([probe(grid, 32, seed), torch.full((1, n_in), float("inf")),
                    torch.full((1, n_in), -float("inf"))])
     expected = (x.unsqueeze(-1) >= grid.unsqueeze(0)).sum(-1)  # (B, in): j + 1
-    assert torch.equal(local_bspline._interval_general(x, layout), expected)
+    assert torch.equal(search.locate(x, layout.search), expected)
 
 
 def test_uniform_layout_rejects_float32_rounded_knots():

@@ -1,52 +1,21 @@
 """Batched kernels of the stacked KAN. Each member's numbers are independent of M: no batched GEMM
 (whose kernel may change with the batch count), and every reduction runs in a fixed order.
 
-`stacked_bspline_basis` is the solo Cox-de Boor recursion with a model axis (the reference path);
-`PPSpline` evaluates the spline part from its pp-form (harness.ensemble.ppform) and differentiates
+`PPSpline` evaluates the spline part from its pp-form (harness.splines.ppform) and differentiates
 it analytically; `MemberMatmul` is one GEMM per member against a cached dense basis.
 """
 from __future__ import annotations
 
 import torch
 
-
-def stacked_bspline_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
-    """`harness.models.bspline.bspline_basis` with a model axis, the same operations in the same
-    order: x (M, B, in), grid (M, in, G+2k+1) -> (M, B, in, G+k)."""
-    xe = x.unsqueeze(-1)  # (M, B, in, 1)
-    t = grid.unsqueeze(1)  # (M, 1, in, G+2k+1)
-    value = ((xe >= t[..., :-1]) & (xe < t[..., 1:])).to(x.dtype)
-    for j in range(1, k + 1):
-        left = (xe - t[..., : -(j + 1)]) / (t[..., j:-1] - t[..., : -(j + 1)])
-        right = (t[..., j + 1:] - xe) / (t[..., j + 1:] - t[..., 1:-j])
-        value = torch.nan_to_num(left * value[..., :-1] + right * value[..., 1:])
-    return value
-
-
-def _horner(coefficients, u: torch.Tensor) -> torch.Tensor:
-    """sum_p c_p u^p: coefficients, a list of k+1 tensors (F, out, B), u (F, 1, B)."""
-    total = coefficients[-1]
-    for c in reversed(coefficients[:-1]):
-        total = torch.addcmul(c, total, u)
-    return total
-
-
-def _horner_slope(coefficients, u: torch.Tensor) -> torch.Tensor:
-    """d/du sum_p c_p u^p."""
-    degree = len(coefficients) - 1
-    if degree == 0:
-        return torch.zeros_like(coefficients[0])
-    total = coefficients[degree] * degree
-    for p in range(degree - 1, 0, -1):
-        total = torch.addcmul(coefficients[p] * p, total, u)
-    return total
+from harness.splines.ppform import horner, horner_slope
 
 
 class PPSpline(torch.autograd.Function):
     """One stacked KAN layer from the pp-form: x (M, in, B) -> (M, out, B).
 
     pp (k+1, F, out, K+1): coefficient of u^p of every edge's polynomial on every interval row
-    (F = M*in inputs, K knots; harness.ensemble.ppform); j1 (F, B) the row of each x, u (F, B) =
+    (F = M*in inputs, K knots; harness.splines.ppform); j1 (F, B) the row of each x, u (F, B) =
     x - the row's origin. With a base branch, base_weight (M, in, out) multiplies silu (F, B),
     whose derivative is dsilu. Work is O(M in out B (k+1)) whatever G. Backward: grad x from the
     polynomials' slopes, grad pp by scatter-add (in index order), grad base_weight = silu . grad_y.
@@ -59,7 +28,7 @@ class PPSpline(torch.autograd.Function):
         index = j1.unsqueeze(1).expand(-1, n_out, -1)  # (F, out, B)
         picked = [pp_p.gather(2, index) for pp_p in pp]  # k+1 x (F, out, B)
         u = u.unsqueeze(1)
-        y = _horner(picked, u)
+        y = horner(picked, u)
         if base_weight is not None:
             y = torch.addcmul(y, silu.unsqueeze(1), base_weight.reshape(-1, n_out, 1))
         ctx.save_for_backward(index, u, silu, dsilu, base_weight, *picked)
@@ -74,7 +43,7 @@ class PPSpline(torch.autograd.Function):
         per_input = grad_y.unsqueeze(1).expand(-1, n_in, -1, -1).reshape(n_flat, n_out, batch)
         grad_x = grad_pp = grad_base = None
         if ctx.needs_input_grad[0]:
-            slope = _horner_slope(picked, u)  # (F, out, B)
+            slope = horner_slope(picked, u)  # (F, out, B)
             if base_weight is not None:
                 slope = torch.addcmul(slope, dsilu.unsqueeze(1), base_weight.reshape(-1, n_out, 1))
             grad_x = (slope * per_input).sum(1).view(n_models, n_in, batch)

@@ -7,24 +7,27 @@ on the other members (tests/test_ensemble.py). Members are built from independen
 solo models (`stack`) and written back into solo models (`write_member`), so that each can be
 checked, recorded and checkpointed as a solo run.
 
-Two paths: "reference" is the solo layer's Cox-de Boor recursion and GEMMs with a model axis;
-"pp" (default) evaluates splines from their piecewise-polynomial form (harness.ensemble.ppform):
+The splines, their grid updates and extensions are harness.splines' (the solo layers' code, with
+the model axis). Two paths: "reference" is the solo layer's Cox-de Boor basis and GEMMs batched;
+"pp" (default) evaluates splines from their piecewise-polynomial form (harness.splines.ppform):
 per input a k+1 coefficient gather and Horner's rule, whatever G, differentiated analytically;
 a constant input (the first layer's) is turned into a dense basis once, then one GEMM per member
 and call. Inside a StackedKAN activations are feature-major, (M, features, B).
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.ensemble.kernels import MemberMatmul, PPSpline, stacked_bspline_basis
-from harness.ensemble.ppform import IntervalSearch, interval_origins, pp_conversion, spline_pp_coefficients
+from harness.ensemble.kernels import MemberMatmul, PPSpline
 from harness.ensemble.stacked_mlp import StackedMLP
-from harness.models.kan import KAN, KANLayer
+from harness.models.kan import KAN, KANLayer, extend_layer_grids, update_layer_grids
+from harness.splines import BSpline
+from harness.splines.ppform import dense_basis, interval_origins, pp_conversion, spline_pp_coefficients
+from harness.splines.search import interval_search, locate
 
 BASES = ("reference", "pp")
 # A constant input's B-splines are cached as a dense basis (one GEMM per member and call) while an
@@ -53,6 +56,7 @@ class StackedKANLayer(nn.Module):
         self.n_models = len(layers)
         self.in_features, self.out_features, self.k = first.in_features, first.out_features, first.k
         self.grid_eps, self.basis = first.grid_eps, basis
+        self.spline = BSpline(self.k)
         self.takes_model_input = False  # set by StackedKAN on its first layer: a constant input
         self.register_buffer("grid", torch.stack([layer.grid for layer in layers]))  # (M, in, G+2k+1)
         self.coef = nn.Parameter(torch.stack([layer.coef.detach() for layer in layers]),
@@ -90,7 +94,7 @@ class StackedKANLayer(nn.Module):
 
     def _forward_reference(self, x: torch.Tensor) -> torch.Tensor:
         """x (M, B, in) -> (M, B, out): the solo layer's Cox-de Boor basis and GEMMs, batched."""
-        basis = stacked_bspline_basis(x, self.grid, self.k)  # (M, B, in, G+k)
+        basis = self.spline.values(x, self.grid)  # (M, B, in, G+k)
         weight = (self.coef * self.spline_weight[..., None]).transpose(2, 3)  # (M, in, G+k, out)
         y = torch.bmm(basis.reshape(*x.shape[:2], -1), weight.reshape(self.n_models, -1, self.out_features))
         if self.base_weight is not None:
@@ -102,7 +106,8 @@ class StackedKANLayer(nn.Module):
         key = self._tables_key
         if key is None or key[0] is not self.grid or key[1] != self.grid._version:
             flat = self.grid.reshape(-1, self.grid.shape[2])  # (M*in, G+2k+1)
-            self._tables = (pp_conversion(flat, self.k), IntervalSearch.of(flat), interval_origins(flat))
+            self._tables = (pp_conversion(flat, self.k), interval_search(flat, feature_major=True),
+                            interval_origins(flat))
             self._tables_key = (self.grid, self.grid._version)  # a new tuple per set of tables
         return self._tables
 
@@ -126,7 +131,7 @@ class StackedKANLayer(nn.Module):
         """j1 (F, B), the knots <= x; u = x - the interval's origin; silu(x) and its slope."""
         _, search, origins = self._pp_tables()
         flat = x.detach().reshape(-1, x.shape[2])  # (M*in, B)
-        j1 = search(flat)
+        j1 = locate(flat, search)
         silu = dsilu = None
         if self.base_weight is not None:
             sigmoid = member_sigmoid(x.detach()).view_as(flat)
@@ -139,20 +144,32 @@ class StackedKANLayer(nn.Module):
         the folded weight rows."""
         conversion, _, _ = self._pp_tables()
         j1, u, silu, _ = self._intervals(x)
-        n_flat, batch = u.shape
-        k1 = self.k + 1
-        index = (j1 * k1 * k1).unsqueeze(-1) + torch.arange(k1 * k1, device=x.device)  # (F, B, k1^2)
-        rows = conversion.reshape(n_flat, -1).gather(1, index.view(n_flat, -1)).view(n_flat, batch, k1, k1)
-        values = rows[..., k1 - 1]
-        for p in range(k1 - 2, -1, -1):  # Horner in u for the k+1 B-splines at once
-            values = torch.addcmul(rows[..., p], values, u.unsqueeze(-1))
-        dense = values.new_zeros(n_flat, batch, self.n_basis + 2 * k1)
-        dense.scatter_(2, j1.unsqueeze(-1) + torch.arange(k1, device=x.device), values)
-        dense = dense[..., k1:k1 + self.n_basis].permute(0, 2, 1)  # (F, G+k, B)
+        batch = u.shape[1]
+        dense = dense_basis(j1, u, conversion, self.k).permute(0, 2, 1)  # (F, G+k, B)
         dense = dense.reshape(self.n_models, -1, batch)  # (M, in*(G+k), B)
         if self.base_weight is not None:
             dense = torch.cat([dense, silu.view(self.n_models, self.in_features, batch)], 1)
         return dense.contiguous()
+
+    @torch.no_grad()
+    def update_grid_from_samples(self, x: torch.Tensor,
+                                 members: Optional[Sequence[int]] = None) -> None:
+        """pykan `update_grid_from_samples` of `members` (default all) on their inputs x
+        (M, in, B) (feature-major), in place (same shapes: an optimizer holding the parameters
+        keeps working)."""
+        rows = list(range(self.n_models)) if members is None else list(members)
+        grid, coef = self.spline.update_grid(x[rows].transpose(1, 2), self.grid[rows],
+                                             self.coef[rows], self.grid_eps)
+        self.grid[rows] = grid
+        self.coef[rows] = coef
+
+    @torch.no_grad()
+    def extend_grid(self, n_intervals: int, x: torch.Tensor) -> None:
+        """Grid extension of every member (pykan `refine`), refitted on the inputs x (M, in, B);
+        coef and knots become new tensors (a new optimizer is needed, as in pykan)."""
+        grid, coef = self.spline.extend(self.grid, self.coef, n_intervals, x.transpose(1, 2))
+        self.grid = grid.contiguous()
+        self.coef = nn.Parameter(coef, requires_grad=self.coef.requires_grad)
 
     @torch.no_grad()
     def load_member(self, m: int, layer: KANLayer) -> None:
@@ -189,12 +206,12 @@ class StackedKAN(nn.Module):
         self._inputs = {}  # id(x) -> (x, its version, its feature-major copy): constant inputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self._feature_major(x)  # (M, d_in, B)
+        h = self.feature_major(x)  # (M, d_in, B)
         for layer in self.layers:
             h = layer(h)
         return h.transpose(1, 2)  # (M, B, d_out)
 
-    def _feature_major(self, x: torch.Tensor) -> torch.Tensor:
+    def feature_major(self, x: torch.Tensor) -> torch.Tensor:
         """(B, d) shared or (M, B, d) -> (M, d, B); the same tensor for the same constant input,
         so that the first layer finds its cached basis again."""
         hit = self._inputs.get(id(x))
@@ -210,6 +227,21 @@ class StackedKAN(nn.Module):
                 self._inputs.pop(next(iter(self._inputs)))
             self._inputs[id(x)] = (x, x._version, h)
         return h
+
+    @torch.no_grad()
+    def update_grid_from_samples(self, x: torch.Tensor,
+                                 members: Optional[Sequence[int]] = None) -> None:
+        """pykan `update_grid` of `members` (default all), as `KAN.update_grid_from_samples`, in
+        place. x (B, d_in) shared by the members, or (M, B, d_in)."""
+        if members is not None and not list(members):
+            return
+        update_layer_grids(self.layers, self.feature_major(x), members=members)
+
+    @torch.no_grad()
+    def extend_grid(self, n_intervals: int, x: torch.Tensor) -> None:
+        """pykan `refine` of every member, as `KAN.extend_grid`; coef and knots become new
+        tensors (a new optimizer is needed, as in pykan)."""
+        extend_layer_grids(self.layers, n_intervals, self.feature_major(x))
 
     def load_member(self, m: int, model: KAN) -> None:
         for stacked, layer in zip(self.layers, model.layers):

@@ -1,7 +1,7 @@
 """Fast KAN layer: only the k+1 B-splines that are nonzero at an input are evaluated (issue 6).
 
-FastKANLayer finds them with `harness.models.local_bspline` (closed form on uniform knots, de Boor's
-triangular scheme on any others), scatters them into the dense (B, (G+k)*in) basis and runs the
+FastKANLayer finds them with `BSpline.local` (harness.splines.local: closed form on uniform knots,
+de Boor's triangular scheme on any others), scatters them into the dense (B, (G+k)*in) basis and runs the
 same single GEMM as KANLayer. Backward keeps only the k+1 values, slopes and columns per input (the
 dense basis is rebuilt, never saved): grad x = sum_r slope_r * (grad_y @ W^T) at the k+1 columns,
 grad W = basis^T @ grad_y, and w_s, coef, w_b get theirs from autograd through the fold.
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.models.kan import KANLayer
-from harness.models.local_bspline import Layout, UniformLayout, local_basis, make_layout
+from harness.splines.local import Layout, UniformLayout
 
 
 class PaddedBasis:
@@ -62,9 +62,11 @@ class _SparseBasisMatmul(torch.autograd.Function):
     """y = basis(x) @ weight; basis (B, (G+k)*in) input-minor, not saved; weight ((G+k)*in, out)"""
 
     @staticmethod
-    def forward(ctx, x, weight, layout, n_basis, k):
-        padded = PaddedBasis(x.shape[1], n_basis, k)
-        j1, values, slopes = local_basis(x, layout, k, with_slope=ctx.needs_input_grad[0])
+    def forward(ctx, x, weight, spline, layout, n_basis):
+        padded = PaddedBasis(x.shape[1], n_basis, spline.k)
+        j1, values, slopes = spline.local(x[None], layout, with_slope=ctx.needs_input_grad[0])
+        j1, values = j1[0], values[0]  # a model axis of one
+        slopes = None if slopes is None else slopes[0]
         index = padded.index(j1)  # (B, (k+1)*in)
         y = padded.dense(index, values) @ weight  # (B, out)
         ctx.save_for_backward(index, values, slopes, weight)
@@ -95,12 +97,12 @@ class FastKANLayer(KANLayer):
 
     @torch.compiler.disable  # data-dependent checks and a Python-side cache: run it eagerly
     def grid_layout(self) -> Layout:
-        """`make_layout` of the knots, recomputed when the grid buffer changes: a new tensor
-        (`_regrid`, `.to()`) or an in-place write (load_state_dict). Holding the tensor itself, not
+        """`BSpline.layout` of the knots, recomputed when the grid buffer changes: a new tensor
+        (a grid change, `.to()`) or an in-place write (load_state_dict). Holding the tensor itself, not
         its address, means a freed grid's memory reused by a new one cannot alias the cache."""
         grid = self.grid
         if self._layout_of[0] is not grid or self._layout_of[1] != grid._version:
-            self._layout = make_layout(grid, self.k)
+            self._layout = self.spline.layout(grid[None])
             self._layout_of = (grid, grid._version)
         return self._layout
 
@@ -114,7 +116,7 @@ class FastKANLayer(KANLayer):
         weight = (self.coef * self.spline_weight[:, :, None]).permute(2, 0, 1)  # (G+k, in, out)
         weight = weight.reshape(-1, self.out_features)  # ((G+k)*in, out), input-minor rows
         n_basis = self.grid.shape[1] - self.k - 1  # G + k
-        y = _SparseBasisMatmul.apply(x, weight, self.grid_layout(), n_basis, self.k)  # (B, out)
+        y = _SparseBasisMatmul.apply(x, weight, self.spline, self.grid_layout(), n_basis)  # (B, out)
         if self.base_weight is not None:
             y = torch.addmm(y, F.silu(x), self.base_weight)
         return y

@@ -2,7 +2,8 @@
 
 Each edge (i -> o) computes phi(x) = w_b * silu(x) + w_s * sum_n c_n B_n(x); a layer sums its
 edges into each output. Parameters: coef (in, out, G+k), w_b (in, out), w_s (in, out); the knots
-(in, G+2k+1) are a buffer, moved only by grid updates and extensions.
+(in, G+2k+1) are a buffer, moved only by grid updates and extensions. The splines, their fit and
+the grid changes are harness.splines' (called with a model axis of one).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from harness.models.bspline import bspline_basis, extend_grid, fit_coefficients, spline_values, uniform_grid
+from harness.splines import BSpline
 
 
 class KANLayer(nn.Module):
@@ -27,11 +28,12 @@ class KANLayer(nn.Module):
         self.k, self.grid_eps = k, grid_eps
         self.grid_range = (float(grid_range[0]), float(grid_range[1]))
         self.base_activation = base_activation
-        self.register_buffer("grid", uniform_grid(in_features, grid, k, *self.grid_range))
+        self.spline = BSpline(k)
+        self.register_buffer("grid", self.spline.initial_grid(in_features, grid, *self.grid_range)[0])
         # pykan init: a spline through uniform noise of size noise_scale / G at the grid points.
         knots = self.grid[:, k:-k].T  # (G+1, in)
         noise = (torch.rand(grid + 1, in_features, out_features) - 0.5) * noise_scale / grid
-        self.coef = nn.Parameter(fit_coefficients(knots, noise, self.grid, k))
+        self.coef = nn.Parameter(self.spline.fit(knots[None], noise[None], self.grid[None])[0])
         # pykan init: w_b ~ U(-1, 1) / sqrt(in) (scale_base_mu=0, sigma=1), w_s = 1 / sqrt(in).
         if base_activation == "silu":
             w_b = (torch.rand(in_features, out_features) * 2 - 1) / in_features ** 0.5
@@ -47,7 +49,7 @@ class KANLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert x.dim() == 2 and x.shape[1] == self.in_features, x.shape
-        basis = bspline_basis(x, self.grid, self.k)  # (B, in, G+k)
+        basis = self.spline.values(x[None], self.grid[None])[0]  # (B, in, G+k)
         return self._contract(x, basis)
 
     def _contract(self, x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
@@ -62,7 +64,7 @@ class KANLayer(nn.Module):
 
     def edge_values(self, x: torch.Tensor) -> torch.Tensor:
         """phi of every edge: (B, in) -> (B, in, out); for inspection and grid refits."""
-        y = spline_values(x, self.grid, self.coef, self.k) * self.spline_weight
+        y = self.spline.spline_values(x[None], self.grid[None], self.coef[None])[0] * self.spline_weight
         if self.base_weight is not None:
             y = y + F.silu(x)[:, :, None] * self.base_weight
         return y
@@ -74,57 +76,25 @@ class KANLayer(nn.Module):
         The spline part is refitted by least squares on the sorted samples, so the function is kept
         on the samples' range. x (B, in).
         """
-        x_sorted = torch.sort(x, dim=0)[0]  # (B, in)
-        self._refit(x_sorted, extend_grid(sample_knots(x_sorted, self.n_intervals, self.grid_eps), self.k))
+        self._move_to(*self.spline.update_grid(x[None], self.grid[None], self.coef[None],
+                                               self.grid_eps))
 
     @torch.no_grad()
     def extend_grid(self, n_intervals: int, x: Optional[torch.Tensor] = None) -> None:
         """Grid extension (Liu et al. 2024, §2.4) as pykan 0.2.8's `refine`: the new knots
-        interpolate the current ones (`refined_knots`), and the coarse splines are refitted by least
-        squares on the samples x (B, in); without x, on a dense sample of the knot range.
+        interpolate the current ones (`BSpline.refined_grid`), and the coarse splines are refitted
+        by least squares on the samples x (B, in); without x, on a dense sample of the knot range.
         """
-        if x is None:
-            lo, hi = self.grid[:, self.k], self.grid[:, -self.k - 1]  # (in,)
-            n_fit = 4 * (n_intervals + self.k) + 1
-            steps = torch.linspace(0, 1, n_fit, dtype=self.grid.dtype, device=self.grid.device)
-            x = lo[None, :] + (hi - lo)[None, :] * steps[:, None]  # (n_fit, in)
-        self._refit(torch.sort(x, dim=0)[0], refined_knots(self.grid, self.k, n_intervals))
+        self._move_to(*self.spline.extend(self.grid[None], self.coef[None], n_intervals,
+                                          None if x is None else x[None]))
 
-    def _refit(self, x_sorted: torch.Tensor, grid: torch.Tensor) -> None:
-        """Move to knots `grid` (in, G'+2k+1), keeping the splines' values at x_sorted (B, in)."""
-        y = spline_values(x_sorted, self.grid, self.coef, self.k)  # (B, in, out)
-        self.grid = grid
-        coef = fit_coefficients(x_sorted, y, self.grid, self.k)
-        if coef.shape == self.coef.shape:
-            self.coef.data = coef  # same Parameter object: an optimizer holding it keeps working
+    def _move_to(self, grid: torch.Tensor, coef: torch.Tensor) -> None:
+        """Take the knots (1, in, G'+2k+1) and coefficients (1, in, out, G'+k) of a grid change."""
+        self.grid = grid[0]
+        if coef.shape[1:] == self.coef.shape:
+            self.coef.data = coef[0]  # same Parameter object: an optimizer holding it keeps working
         else:  # a new grid size needs a new Parameter (and a new optimizer, as pykan's refine)
-            self.coef = nn.Parameter(coef, requires_grad=self.coef.requires_grad)
-
-
-def sample_knots(x_sorted: torch.Tensor, n_intervals: int, grid_eps: float) -> torch.Tensor:
-    """pykan `update_grid_from_samples`'s knots: grid_eps * uniform + (1 - grid_eps) * sample
-    percentiles, from samples sorted per input (B, in) -> (in, G+1), before padding."""
-    batch = x_sorted.shape[0]
-    ids = [int(batch / n_intervals * i) for i in range(n_intervals)] + [-1]
-    adaptive = x_sorted[ids, :].T  # (in, G+1): sample percentiles
-    h = (adaptive[:, -1:] - adaptive[:, :1]) / n_intervals
-    arange = torch.arange(n_intervals + 1, dtype=x_sorted.dtype, device=x_sorted.device)
-    return grid_eps * (adaptive[:, :1] + h * arange[None, :]) + (1 - grid_eps) * adaptive
-
-
-def refined_knots(grid: torch.Tensor, k: int, n_intervals: int) -> torch.Tensor:
-    """pykan 0.2.8 `refine` (KANLayer.initialize_grid_from_parent): the finer grid's knots are the
-    parent's G+1 interior knots interpolated piecewise linearly at the fractions i/G' of the way
-    (i = 0..G'), then padded by k (`extend_grid`). pykan evaluates that interpolation as a
-    least-squares degree-1 KANLayer; the values agree to round-off. grid (in, G+2k+1) ->
-    (in, G'+2k+1)."""
-    interior = grid[:, k:grid.shape[1] - k]  # (in, G+1)
-    n_parent = interior.shape[1] - 1
-    u = torch.arange(n_intervals + 1, dtype=grid.dtype, device=grid.device) * n_parent / n_intervals
-    left = u.floor().long().clamp(max=n_parent - 1)  # the parent interval of each new knot
-    weight = (u - left.to(grid.dtype))[None, :]
-    knots = interior[:, left] + weight * (interior[:, left + 1] - interior[:, left])  # (in, G'+1)
-    return extend_grid(knots, k)
+            self.coef = nn.Parameter(coef[0], requires_grad=self.coef.requires_grad)
 
 
 class KAN(nn.Module):
@@ -148,16 +118,30 @@ class KAN(nn.Module):
     @torch.no_grad()
     def update_grid_from_samples(self, x: torch.Tensor) -> None:
         """Each layer regrids on the activations that reach it (pykan `update_grid`)."""
-        for layer in self.layers:
-            layer.update_grid_from_samples(x)
-            x = layer(x)
+        update_layer_grids(self.layers, x)
 
     @torch.no_grad()
     def extend_grid(self, n_intervals: int, x: Optional[torch.Tensor] = None) -> None:
         """Grid extension of every layer (pykan `refine`); with x, each layer refits on the coarse
         network's activations that reach it."""
-        for layer in self.layers:
-            inputs = x
-            if x is not None:
-                x = layer(x)  # activations of the coarse layer feed the next one
-            layer.extend_grid(n_intervals, inputs)
+        extend_layer_grids(self.layers, n_intervals, x)
+
+
+def update_layer_grids(layers: Sequence[nn.Module], x: torch.Tensor, **kwargs) -> None:
+    """pykan `update_grid` of a network: each layer regrids on the activations that reach it,
+    those of the already regridded layers before it (solo and stacked KANs; kwargs go to each
+    layer's `update_grid_from_samples`)."""
+    for layer in layers:
+        layer.update_grid_from_samples(x, **kwargs)
+        x = layer(x)
+
+
+def extend_layer_grids(layers: Sequence[nn.Module], n_intervals: int,
+                       x: Optional[torch.Tensor] = None) -> None:
+    """pykan `refine` of a network: each layer refits on the coarse network's activations that
+    reach it (or, without x, on dense samples of its knot range)."""
+    for layer in layers:
+        inputs = x
+        if x is not None:
+            x = layer(x)  # activations of the coarse layer feed the next one
+        layer.extend_grid(n_intervals, inputs)

@@ -6,56 +6,45 @@ indicator does (x == t_j lands in [t_j, t_{j+1}); x off [t_0, t_{M-1}) gets j = 
 
 - uniform knots (every row t_m = t_0 + m*h up to round-off): j = floor((x - t_0)/h), then one step
   against the stored knots; the values are fixed polynomials of u = (x - t_j)/h (Horner);
-- any increasing knots: a per-input bucket table gives a lower bound on j that a few forward steps
-  make exact; the values come from de Boor's triangular scheme (BSPLVB) on t_{j-k+1} .. t_{j+k}.
+- any increasing knots: j from the interval search (harness.splines.search); the values come from
+  de Boor's triangular scheme (BSPLVB) on t_{j-k+1} .. t_{j+k}.
 
-Tensors are laid out (B, k+1, in): r = 0..k indexes B_{j-k+r}, inputs are the contiguous axis.
-Grid-dependent constants are computed once per grid (`make_layout`; FastKANLayer caches them).
+Inside, tensors are laid out (B, k+1, F): r = 0..k indexes B_{j-k+r}, inputs are the contiguous
+axis; `local_basis` takes the model axis, x (M, B, in), and flattens it into F = M*in (views when
+M = 1). Grid-dependent constants are computed once per grid (`make_layout`; FastKANLayer caches
+them).
 """
 from __future__ import annotations
 
-from fractions import Fraction
+import math
 from functools import lru_cache
 from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
+
+from harness.splines.knots import pad_knots
+from harness.splines.ppform import horner, pp_conversion
+from harness.splines.search import IntervalSearch, interval_search, locate
 
 # Knots count as uniform when every knot is within this many ulps (of the largest |knot|) of
 # t_0 + m*h: then the closed form matches Cox-de Boor on the stored knots to round-off.
 UNIFORM_TOLERANCE_ULPS = 16
-# General grids: bucket tables are refined (x4) until TARGET_SEARCH_STEPS forward steps make j
-# exact; a table needing more than MAX_SEARCH_STEPS, or with more than MAX_TABLE_ENTRIES entries,
-# is not used, and without one j comes from torch.searchsorted.
-MAX_SEARCH_STEPS = 4
-TARGET_SEARCH_STEPS = 2
-MAX_TABLE_ENTRIES = 1 << 22
 
 
 @lru_cache(maxsize=None)
 def uniform_basis_polynomials(k: int) -> Tuple[Tuple[float, ...], ...]:
     """Power-basis coefficients M[p][r] of the k+1 uniform B-splines on one interval.
 
-    N_r(u) = sum_p M[p][r] u^p is B_{j-k+r} at x = t_j + u*h, u in [0, 1). Built exactly (Fractions)
-    from the Cox-de Boor recursion on integer knots (de Boor 1978, ch. IX, eq. (9)) written in the
-    local coordinate: N^d_r(u) = ((u + d - r) N^{d-1}_{r-1}(u) + (r + 1 - u) N^{d-1}_r(u)) / d.
+    N_r(u) = sum_p M[p][r] u^p is B_{j-k+r} at x = t_j + u*h, u in [0, 1): the pp-form
+    (`pp_conversion`) on the integer knots 0..2k+1, made exact by rounding to the lattice it lies
+    on (the uniform B-spline matrix is k! M integer; Qin 2000, "General matrix representations for
+    B-splines", eq. 8), so every entry is the correctly rounded rational.
     """
-    polys = [[Fraction(1)]]  # level 0: N^0_0 = 1 on the interval; a polynomial = coefficient list
-    for d in range(1, k + 1):
-        new = []
-        for r in range(d + 1):
-            acc = [Fraction(0)] * (d + 1)
-            if r >= 1:  # (u + d - r) * N^{d-1}_{r-1}
-                for p, c in enumerate(polys[r - 1]):
-                    acc[p] += (d - r) * c / d
-                    acc[p + 1] += c / d
-            if r <= d - 1:  # (r + 1 - u) * N^{d-1}_r
-                for p, c in enumerate(polys[r]):
-                    acc[p] += (r + 1) * c / d
-                    acc[p + 1] -= c / d
-            new.append(acc)
-        polys = new
-    return tuple(tuple(float(polys[r][p]) for r in range(k + 1)) for p in range(k + 1))
+    knots = torch.arange(2 * k + 2, dtype=torch.float64)[None, :]
+    on_interval_k = pp_conversion(knots, k)[0, k + 1]  # (r, p) on [t_k, t_{k+1}), u = x - t_k
+    scale = math.factorial(k)
+    exact = torch.round(on_interval_k * scale) / scale
+    return tuple(tuple(float(exact[r, p]) for r in range(k + 1)) for p in range(k + 1))
 
 
 class UniformLayout(NamedTuple):
@@ -69,19 +58,17 @@ class UniformLayout(NamedTuple):
 class GeneralLayout(NamedTuple):
     lo: torch.Tensor  # (in,): t_0, and x is clamped to [t_0, t_{M-1}] for the values
     hi: torch.Tensor  # (in,): t_{M-1}
-    search: torch.Tensor  # (M+1, in): t_0 .. t_{M-1}, NaN (x >= NaN is false, also for inf)
     window: torch.Tensor  # (M+2k, in): k extrapolated knots, t_0 .. t_{M-1}, k extrapolated knots
-    grid: torch.Tensor  # (in, M), for torch.searchsorted when there is no table
-    inv_bucket: Optional[torch.Tensor]  # (in,): buckets per unit length
-    table: Optional[torch.Tensor]  # (NB+1, in) long: a lower bound on j + 1 per bucket
-    n_steps: int  # forward steps that make the bound exact
+    search: IntervalSearch  # input-minor
 
 
 Layout = Union[UniformLayout, GeneralLayout]
 
 
 def make_layout(grid: torch.Tensor, k: int) -> Layout:
-    """Grid constants for `local_basis`: UniformLayout if every row of grid (in, M) is uniform."""
+    """Grid constants for `local_basis`: knots grid (M, in, K), or (F, K) rows; UniformLayout if
+    every row is uniform."""
+    grid = grid.reshape(-1, grid.shape[-1])
     uniform = _uniform_layout(grid, k)
     return uniform if uniform is not None else _general_layout(grid, k)
 
@@ -106,45 +93,10 @@ def _uniform_layout(grid: torch.Tensor, k: int) -> Optional[UniformLayout]:
 
 
 def _general_layout(grid: torch.Tensor, k: int) -> GeneralLayout:
-    n_in, n_knots = grid.shape
     lo, hi = grid[:, 0], grid[:, -1]
-    span = hi - lo
-    search = torch.cat([grid.T, torch.full_like(lo[None, :], float("nan"))]).contiguous()
     # Extrapolated knots (mean spacing) keep every BSPLVB denominator positive off the ends.
-    steps = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device)
-    mean_h = (span / (n_knots - 1))[None, :]
-    window = torch.cat([lo[None, :] - mean_h * steps.flip(0)[:, None], grid.T,
-                        hi[None, :] + mean_h * steps[:, None]]).contiguous()
-    best = GeneralLayout(lo, hi, search, window, grid.contiguous(), None, None, 0)
-    n_buckets = 4 * (n_knots - 1)
-    while (n_buckets + 1) * n_in <= MAX_TABLE_ENTRIES and bool((span > 0).all()):
-        # x in bucket b = floor((x - t_0)/width) lies in [start_{b-1}, start_{b+2}) even if
-        # round-off moved it by one bucket; table[b] = #knots <= start_{b-1} is then a lower bound
-        # on j + 1, and #knots <= start_{b+2} an upper bound.
-        fractions = torch.arange(n_buckets + 1, dtype=grid.dtype, device=grid.device) / n_buckets
-        starts = lo[:, None] + span[:, None] * fractions  # (in, NB+1)
-        counts = torch.searchsorted(grid.contiguous(), starts.contiguous(), right=True)
-        table = F.pad(counts[:, :-1], (1, 0))  # (in, NB+1), table[0] = 0 (x below t_0)
-        upper = F.pad(counts[:, 2:], (0, 2), value=n_knots)
-        n_steps = int((upper - table).max())
-        if n_steps <= MAX_SEARCH_STEPS and (best.table is None or n_steps < best.n_steps):
-            best = best._replace(inv_bucket=n_buckets / span, table=table.T.contiguous(),
-                                 n_steps=n_steps)
-        if best.table is not None and best.n_steps <= TARGET_SEARCH_STEPS:
-            break
-        n_buckets *= 4
-    return best
-
-
-def horner(table: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """sum_p table[p] u^p by Horner's rule in one buffer: table (P, k+1, 1 or in), u (B, 1, in)
-    -> (B, k+1, in)."""
-    if table.shape[0] == 1:
-        return table[0].expand(u.shape[0], -1, -1)
-    out = table[-1] * u + table[-2]
-    for p in range(table.shape[0] - 3, -1, -1):
-        torch.addcmul(table[p], out, u, out=out)
-    return out
+    window = pad_knots(grid, k).T.contiguous()
+    return GeneralLayout(lo, hi, window, interval_search(grid))
 
 
 def _uniform(x, layout: UniformLayout, with_slope: bool):
@@ -161,21 +113,8 @@ def _uniform(x, layout: UniformLayout, with_slope: bool):
     return j1, horner(layout.value_table, u), slopes
 
 
-def _interval_general(x, layout: GeneralLayout) -> torch.Tensor:
-    """j + 1 = number of knots <= x, (B, in) long in [0, M]."""
-    if layout.table is None:
-        return torch.searchsorted(layout.grid, x.T.contiguous(), right=True).T.contiguous()
-    n_buckets = layout.table.shape[0] - 1
-    # clamp before the cast (inf) and after it (NaN casts to an arbitrary integer)
-    bucket = ((x - layout.lo) * layout.inv_bucket).clamp_(0, n_buckets).long().clamp_(0, n_buckets)
-    j1 = layout.table.gather(0, bucket)
-    for _ in range(layout.n_steps):  # each step passes one more knot <= x; the NaN stops at M
-        j1.add_(x >= layout.search.gather(0, j1))
-    return j1
-
-
 def _general(x, layout: GeneralLayout, k: int, with_slope: bool):
-    j1 = _interval_general(x, layout)
+    j1 = locate(x, layout.search)
     # Off the knot range every column is padding; clamping x keeps those values finite.
     xc = torch.clamp(x, layout.lo, layout.hi)  # (B, in)
     knots = [layout.window[q:].gather(0, j1) for q in range(2 * k)]  # t_{j-k+1+q}, each (B, in)
@@ -207,9 +146,19 @@ def _difference(before: Optional[torch.Tensor], after: Optional[torch.Tensor], k
 
 
 def local_basis(x: torch.Tensor, layout: Layout, k: int, with_slope: bool = False):
-    """x (B, in) -> j+1 (B, in) long in [0, M] and values, slopes (B, k+1, in) of B_{j-k+r}(x) and
-    dB_{j-k+r}/dx (slopes None unless asked). Entries of B-splines that do not exist (index off
-    0..G+k-1, or x off the knot range) are finite and meaningless: the caller must drop them."""
+    """x (M, B, in) -> j+1 (M, B, in) long in [0, K] and values, slopes (M, B, k+1, in) of
+    B_{j-k+r}(x) and dB_{j-k+r}/dx (slopes None unless asked); the layout is of the (M, in, K)
+    knots. Entries of B-splines that do not exist (index off 0..G+k-1, or x off the knot range)
+    are finite and meaningless: the caller must drop them."""
+    n_models, batch, n_in = x.shape
+    flat = x.permute(1, 0, 2).reshape(batch, n_models * n_in)  # (B, F): a view when M = 1
     if isinstance(layout, UniformLayout):
-        return _uniform(x, layout, with_slope)
-    return _general(x, layout, k, with_slope)
+        j1, values, slopes = _uniform(flat, layout, with_slope)
+    else:
+        j1, values, slopes = _general(flat, layout, k, with_slope)
+
+    def unflatten(t):  # (B, [k+1,] F) -> (M, B, [k+1,] in)
+        if t is None:
+            return None
+        return t.view(*t.shape[:-1], n_models, n_in).movedim(-2, 0)
+    return unflatten(j1), unflatten(values), unflatten(slopes)

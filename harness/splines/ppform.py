@@ -1,6 +1,7 @@
-"""Splines in piecewise-polynomial (pp) form for the stacked KAN: per knot interval, the k+1
-nonzero B-splines as polynomials in u = x - t_j (de Boor 1978, "A Practical Guide to Splines",
-ch. VII and X: B-form to pp-form), and an interval search by bucket tables.
+"""B-splines in piecewise-polynomial (pp) form: per knot interval, the k+1 nonzero B-splines as
+polynomials in u = x - t_j (de Boor 1978, "A Practical Guide to Splines", ch. VII and X: B-form to
+pp-form), Horner's rule (the one copy every path uses), and the dense basis from the pp-form. The
+interval of x comes from harness.splines.search.
 
 With the pp-form a layer's spline part is, per input and interval, one polynomial of degree k per
 output (coefficients folded once per call from coef and w_s): an evaluation is a gather of k+1
@@ -8,11 +9,11 @@ coefficients and Horner's rule, whatever G. Tables depend only on the knots (onc
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Sequence
 
 import torch
 
-MAX_SEARCH_STEPS = 4  # the bucket table is refined until this many steps make the interval exact
+from harness.splines.knots import pad_knots
 
 
 def pp_conversion(grid: torch.Tensor, k: int) -> torch.Tensor:
@@ -22,9 +23,7 @@ def pp_conversion(grid: torch.Tensor, k: int) -> torch.Tensor:
     not define (index off 0..K-k-2) get finite values from k knots extrapolated at the mean
     spacing; their coefficients are zero padding in the caller."""
     n_in, n_knots = grid.shape
-    mean_h = (grid[:, -1:] - grid[:, :1]) / (n_knots - 1)
-    steps = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device)
-    ext = torch.cat([grid[:, :1] - mean_h * steps.flip(0), grid, grid[:, -1:] + mean_h * steps], 1)
+    ext = pad_knots(grid, k)  # k knots extrapolated at the mean spacing each side
     n_int = n_knots - 1
 
     def knot(q: int) -> torch.Tensor:  # t_{j+q} for every interval j: (F, K-1, 1)
@@ -51,45 +50,6 @@ def pp_conversion(grid: torch.Tensor, k: int) -> torch.Tensor:
     return torch.cat([zero, inner, zero], 1)
 
 
-class IntervalSearch(NamedTuple):
-    """j1 = number of knots <= x, per input row: a bucket table gives a lower bound that
-    `n_steps` comparisons make exact (x below the first knot: 0; at or above the last: K)."""
-    lo: torch.Tensor  # (F, 1) first knot
-    inv_width: torch.Tensor  # (F, 1) buckets per unit length
-    table: torch.Tensor  # (F, NB+1) long: a lower bound on j1 for each bucket
-    knots: torch.Tensor  # (F, K+1): the knots, then +inf (x >= inf stops the steps at K)
-    n_steps: int
-
-    @classmethod
-    def of(cls, grid: torch.Tensor) -> "IntervalSearch":
-        n_in, n_knots = grid.shape
-        lo, span = grid[:, :1], grid[:, -1:] - grid[:, :1]
-        knots = torch.cat([grid, torch.full_like(lo, float("inf"))], 1).contiguous()
-        n_buckets = 4 * (n_knots - 1)
-        while True:
-            # x in bucket b lies in [start_{b-1}, start_{b+2}) even if round-off moved it one
-            # bucket: #knots <= start_{b-1} is a lower bound on j1, #knots <= start_{b+2} an upper
-            fractions = torch.arange(n_buckets + 1, dtype=grid.dtype, device=grid.device) / n_buckets
-            counts = torch.searchsorted(grid.contiguous(), (lo + span * fractions).contiguous(),
-                                        right=True)  # (F, NB+1)
-            table = torch.cat([torch.zeros_like(counts[:, :1]), counts[:, :-1]], 1)
-            upper = torch.cat([counts[:, 2:], torch.full_like(counts[:, :2], n_knots)], 1)
-            n_steps = int((upper - table).max())
-            if n_steps <= MAX_SEARCH_STEPS or n_buckets > 64 * n_knots:
-                return cls(lo, n_buckets / span, table.contiguous(), knots, n_steps)
-            n_buckets *= 4
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x (F, B) -> j1 (F, B) long in [0, K]."""
-        n_buckets = self.table.shape[1] - 1
-        # clamp before the cast (inf) and after it (NaN casts to an arbitrary integer)
-        bucket = ((x - self.lo) * self.inv_width).clamp_(0, n_buckets).long().clamp_(0, n_buckets)
-        j1 = self.table.gather(1, bucket)
-        for _ in range(self.n_steps):  # each step passes one more knot <= x
-            j1.add_(x >= self.knots.gather(1, j1))
-        return j1
-
-
 def interval_origins(grid: torch.Tensor) -> torch.Tensor:
     """(F, K+1): the knot u is measured from for each j1 (t_{j1-1}; t_0 for j1 = 0)."""
     return torch.cat([grid[:, :1], grid], 1).contiguous()
@@ -106,3 +66,35 @@ def spline_pp_coefficients(folded: torch.Tensor, conversion: torch.Tensor, k: in
     for r in range(1, k + 1):
         total = total + windows[..., r, None] * conversion[:, None, :, r]
     return total
+
+
+def horner(coefficients: Sequence[torch.Tensor], u: torch.Tensor) -> torch.Tensor:
+    """sum_p coefficients[p] u^p by Horner's rule, in one buffer; coefficients a sequence (or a
+    tensor indexed on dim 0) of tensors that broadcast with u."""
+    if len(coefficients) == 1:
+        return coefficients[0].expand(torch.broadcast_shapes(coefficients[0].shape, u.shape))
+    total = torch.addcmul(coefficients[-2], coefficients[-1], u)
+    for p in range(len(coefficients) - 3, -1, -1):
+        torch.addcmul(coefficients[p], total, u, out=total)
+    return total
+
+
+def horner_slope(coefficients: Sequence[torch.Tensor], u: torch.Tensor) -> torch.Tensor:
+    """d/du sum_p coefficients[p] u^p = sum_q (q+1) coefficients[q+1] u^q."""
+    if len(coefficients) == 1:
+        return torch.zeros_like(coefficients[0])
+    return horner([c * p for p, c in enumerate(coefficients)][1:], u)
+
+
+def dense_basis(j1: torch.Tensor, u: torch.Tensor, conversion: torch.Tensor, k: int) -> torch.Tensor:
+    """The dense B-spline basis from the pp-form: interval rows j1 (F, B) and u (F, B) of x,
+    conversion (F, K+1, k+1, k+1) -> (F, B, K-k-1), 0 off the knots."""
+    n_rows, batch = u.shape
+    k1 = k + 1
+    index = (j1 * k1 * k1).unsqueeze(-1) + torch.arange(k1 * k1, device=u.device)  # (F, B, k1^2)
+    rows = conversion.reshape(n_rows, -1).gather(1, index.view(n_rows, -1)).view(n_rows, batch, k1, k1)
+    values = horner(rows.unbind(-1), u.unsqueeze(-1))  # (F, B, k+1): the k+1 local B-splines
+    n_basis = conversion.shape[1] - 2 - k  # K - k - 1
+    dense = values.new_zeros(n_rows, batch, n_basis + 2 * k1)  # k+1 padding columns each side
+    dense.scatter_(2, j1.unsqueeze(-1) + torch.arange(k1, device=u.device), values)
+    return dense[..., k1:k1 + n_basis]
