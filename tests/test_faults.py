@@ -41,6 +41,10 @@ def _launch(configs, fault: str = "") -> int:
         code = 0
         try:
             os.environ[FAULT_ENV] = fault
+            # A real launcher is a new process with its own wandb-core service, which dies with it.
+            # A forked child would inherit the address of the pytest process's service (started by
+            # earlier wandb tests), where a SIGKILLed run's id stays "in use" for the relaunch.
+            os.environ.pop("WANDB_SERVICE", None)
             for cfg in configs:
                 try:
                     run(cfg, log=lambda *_: None)
