@@ -100,3 +100,17 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
 # ---------------------------------------------------------------------------------------------
 # end of slurm_cluster block
 # ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# float64_single_thread: exact comparisons (float64 default dtype, one thread), restored after.
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def float64_single_thread():
+    import torch
+    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
+    torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
+    yield
+    torch.set_default_dtype(dtype)
+    torch.set_num_threads(threads)

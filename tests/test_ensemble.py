@@ -27,14 +27,7 @@ LBFGS = dict(lr=1, max_iter=20, history_size=10, line_search_fn="strong_wolfe",
 QUIET = dict(log=lambda *_: None)
 
 
-@pytest.fixture(autouse=True)
-def float64_single_thread():
-    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
-    yield
-    torch.set_default_dtype(dtype)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("float64_single_thread")  # tests/conftest.py
 
 
 def toy_data(n=200, seed=0):

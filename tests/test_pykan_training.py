@@ -23,14 +23,7 @@ FIT = dict(lr=1, history_size=10, line_search_fn="strong_wolfe", tolerance_grad=
            tolerance_change=1e-32)
 
 
-@pytest.fixture(autouse=True)
-def float64_single_thread():
-    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
-    yield
-    torch.set_default_dtype(dtype)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("float64_single_thread")  # tests/conftest.py
 
 
 def toy_data(n, seed=0):
