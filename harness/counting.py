@@ -318,22 +318,28 @@ def spline_mlp_n_params(cfg: Any, grid: Optional[int] = None) -> int:
     return mlp_n_params(cfg) + hidden_units * per_unit
 
 
+def spline_mlp_layer_flops(d_in: int, d_out: int, g: int, k: int, base_activation: str,
+                           bias: bool) -> FlopCount:
+    """One hidden layer of the spline MLP (Linear -> a spline per unit), per example: 2 d_in d_out
+    and 1 add per bias; per unit the B-spline basis (basis_flops_per_input), its contraction
+    2 (G + k) (a batched matmul), and with the SiLU base 5 + 2 (silu, w_b mul, add)."""
+    elementwise = d_out if bias else 0
+    if base_activation != "none":
+        elementwise += (ACTIVATION_FLOPS[base_activation] + 2) * d_out
+    # per unit: basis (B, G+k) @ coef (G+k, 1)
+    return FlopCount(d_out * basis_flops_per_input(g, k), 2 * d_in * d_out + 2 * d_out * (g + k),
+                     elementwise)
+
+
 def spline_mlp_flops_forward(cfg: Any, grid: Optional[int] = None) -> FlopCount:
-    """Spline MLP, per example: the linear layers (2 in out, 1 add per bias), and per hidden unit
-    the B-spline basis (basis_flops_per_input), its contraction 2 (G + k) (a batched matmul), and
-    with the SiLU base 5 + 2 (silu, w_b mul, add)."""
-    g, k = _grid(cfg, grid), cfg.k
-    basis = matmul = elementwise = 0
+    """The spline MLP: spline_mlp_layer_flops per hidden layer, a linear output layer."""
+    g = _grid(cfg, grid)
     layers = list(_layers(cfg.widths))
-    for i, (d_in, d_out) in enumerate(layers):
-        matmul += 2 * d_in * d_out
-        elementwise += d_out if cfg.bias else 0
-        if i < len(layers) - 1:  # a spline per hidden unit; the output layer is linear
-            basis += d_out * basis_flops_per_input(g, k)
-            matmul += 2 * d_out * (g + k)  # per unit: basis (B, G+k) @ coef (G+k, 1)
-            if cfg.base_activation != "none":
-                elementwise += (ACTIVATION_FLOPS[cfg.base_activation] + 2) * d_out
-    return FlopCount(basis, matmul, elementwise)
+    hidden = [spline_mlp_layer_flops(d_in, d_out, g, cfg.k, cfg.base_activation, cfg.bias)
+              for d_in, d_out in layers[:-1]]
+    d_in, d_out = layers[-1]
+    return FlopCount(sum(h.basis for h in hidden), sum(h.matmul for h in hidden) + 2 * d_in * d_out,
+                     sum(h.elementwise for h in hidden) + (d_out if cfg.bias else 0))
 
 
 def yu2024_spline_mlp_layer_flops(d_in: int, d_out: int, g: int, k: int, base_activation: str) -> int:
