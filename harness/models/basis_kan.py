@@ -61,10 +61,6 @@ class BasisKANLayer(nn.Module):
         return y
 
     @torch.no_grad()
-    def update_grid_from_samples(self, x: torch.Tensor) -> None:
-        """None of these bases follows the samples (the KAN's grid update does not apply)."""
-
-    @torch.no_grad()
     def extend_grid(self, n_intervals: int, x: Optional[torch.Tensor] = None) -> None:
         """The basis' extension (Chebyshev, Fourier: zero coefficients, exact; RBF: more centres,
         least-squares refit on the samples x (B, in), or on dense samples of the centres' range)."""
