@@ -1,0 +1,84 @@
+"""A run's numbers do not depend on what it was packed with (issue 11, item 2): the same config run
+alone (`run`, a stack of one) and packed with 2 and 7 other points (`run_many`, stacks of 3 and 8
+with other seeds and learning rates) gives the same test_rmse, n_evals and train_flops, for Adam
+and L-BFGS (pykan rule, strong Wolfe), KANs through a 2-stage grid schedule with grid updates, and
+MLPs; and the record says how the run was executed (stack_size, time_measure)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.ensemble.batched_adam import BatchedAdam
+from harness.ensemble.run_many import run_many
+from harness.train import run
+from tests.helpers import compose_config
+
+QUIET = {"log": lambda *_: None}
+COMMON = ["train.steps_per_stage=4", "train.grid_schedule=[3,5]", "train.update_grid_every=2",
+          "task.n_train=40", "task.n_test=40", "dtype=float64", "num_threads=1"]
+FAMILIES = {"kan": ["model=kan", "model.widths=[2,2,1]"], "mlp": ["model=mlp", "model.widths=[2,4,1]"]}
+OPTIMS = {"lbfgs": ["optim=lbfgs", "optim.lbfgs_rule=pykan", "optim.line_search=strong_wolfe"],
+          "adam": ["optim=adam", "optim.lr=0.02"]}
+
+
+def _config(family, optim, root, seed=0, lr=None):
+    extra = [] if lr is None else [f"optim.lr={lr}"]
+    return compose_config([*COMMON, *FAMILIES[family], *OPTIMS[optim], f"seed={seed}", *extra], root)
+
+
+def _others(family, optim, root, n):
+    """n other points of the same shape: other seeds, and every other one another learning rate."""
+    base = 1.0 if optim == "lbfgs" else 0.02
+    return [_config(family, optim, root, seed=s, lr=base * (0.5 if s % 2 else 1.0))
+            for s in range(1, n + 1)]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("optim", sorted(OPTIMS))
+def test_a_run_does_not_depend_on_what_it_was_packed_with(tmp_path, family, optim):
+    alone = run(_config(family, optim, tmp_path / "alone"), **QUIET)
+    assert alone.status == "done" and (alone.stack_size, alone.time_measure) == (1, "own")
+    for n_others in (2, 7):
+        root = tmp_path / f"packed{n_others}"
+        results = run_many([_config(family, optim, root), *_others(family, optim, root, n_others)],
+                           **QUIET)
+        packed = results[0]
+        assert packed.run_id == alone.run_id
+        assert (packed.stack_size, packed.time_measure) == (n_others + 1, "share")
+        assert packed.test_rmse == pytest.approx(alone.test_rmse, rel=1e-12, abs=0)
+        assert (packed.n_evals, packed.train_flops) == (alone.n_evals, alone.train_flops)
+        assert [s["test_rmse"] for s in packed.stages] == pytest.approx(
+            [s["test_rmse"] for s in alone.stages], rel=1e-12, abs=0)
+        assert len({r.test_rmse for r in results}) == len(results)  # the others are other runs
+    if family == "kan":
+        assert [s["grid"] for s in alone.stages] == [3, 5]
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_batched_adam_of_one_member_is_torch_adam(float64_single_thread, decoupled):
+    """BatchedAdam with M=1 follows torch.optim.Adam / AdamW (with weight decay) to round-off."""
+    torch.manual_seed(0)
+    start = [torch.randn(3, 4), torch.randn(4)]
+    target = torch.randn(4)
+    ours = [p.clone()[None].requires_grad_(True) for p in start]
+    theirs = [p.clone().requires_grad_(True) for p in start]
+    optimizer = BatchedAdam(ours, lr=0.05, weight_decay=0.1, decoupled=decoupled)
+    torch_cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    reference = torch_cls(theirs, lr=0.05, weight_decay=0.1)
+
+    def loss(w, b):
+        return ((torch.tanh(w.sum(0)) + b - target) ** 2).mean()
+
+    for _ in range(20):
+        def closure():
+            for p in ours:
+                p.grad = None
+            value = loss(ours[0][0], ours[1][0])
+            value.backward()
+            return value.detach()[None]
+        optimizer.step(closure)
+        reference.zero_grad()
+        loss(*theirs).backward()
+        reference.step()
+    for mine, torch_param in zip(ours, theirs):
+        torch.testing.assert_close(mine[0], torch_param.detach(), rtol=1e-12, atol=1e-14)
