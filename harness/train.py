@@ -405,7 +405,10 @@ class StackTrainer:
         x_stage, y_stage = data.train_input, data.train_label
         if stage_ids is not None:
             x_stage, y_stage = x_stage[stage_ids], y_stage[stage_ids]
-        stacked = family_of(self.cfg.model).stack([m.model for m in live], self.basis)
+        # pp-form splines are differentiated once (analytically); a loss with second input
+        # derivatives (PDE) takes the reference basis (plain autograd)
+        basis = "reference" if self.task.needs_second_derivatives else self.basis
+        stacked = family_of(self.cfg.model).stack([m.model for m in live], basis)
         resumed = live[0].optimizer_state
         first_step = live[0].progress.step_in_stage
         if resumed is None and stage > 0 and grid is not None and grid != self.grids[stage - 1]:

@@ -71,8 +71,8 @@ def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp", max_members: int
     a checkpoint resume through `run`. The rest train stacked: one stack per group_key and
     at most `max_members` configs each (a stack's memory grows with its size).
 
-    `basis`: the fused KAN stack's spline path ("pp" or "reference"; KANs of
-    implementation=reference always stack with "reference").
+    `basis`: the fused KAN stack's spline path, "pp" (default) or "reference" (a task whose loss
+    differentiates twice in the inputs, the PDE, always trains with "reference").
 
     `stop` (harness.stop), checked at the end of every step as `run` checks it: every member of
     the stack checkpoints and RunInterrupted is raised; a re-run resumes each alone (a stack of

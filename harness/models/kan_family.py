@@ -82,9 +82,5 @@ class KANFamily(Family):
         model.extend_grid(grid, inputs)  # pykan `refine`
 
     def stack(self, models: Sequence[nn.Module], basis: str = "pp") -> nn.Module:
-        """A fused StackedKAN; KANs of implementation=reference (plain autograd, differentiable
-        twice) stack with the "reference" basis whatever `basis` asks."""
         from harness.ensemble.stacked import StackedKAN
-        if type(models[0].layers[0]) is KANLayer:
-            basis = "reference"
         return StackedKAN(models, basis)
