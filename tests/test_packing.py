@@ -82,3 +82,40 @@ def test_batched_adam_of_one_member_is_torch_adam(float64_single_thread, decoupl
         reference.step()
     for mine, torch_param in zip(ours, theirs):
         torch.testing.assert_close(mine[0], torch_param.detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_the_generic_member_stack_computes_each_member_as_its_solo_module(float64_single_thread):
+    """Family.stack's default (harness.ensemble.member_stack): outputs, gradients, grid updates
+    and grid extensions of member m are those of its solo model, bitwise, whatever M."""
+    import copy
+
+    from harness.config import KANConfig
+    from harness.models import Family, build_model, family_of
+    from harness.models.kan import KAN
+    cfg = KANConfig(widths=[2, 3, 1], grid=3, implementation="reference")
+    kan = family_of(cfg)
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build_model(cfg))
+    solo = copy.deepcopy(models[1])
+    stacked = Family.stack(kan, [copy.deepcopy(m) for m in models])
+    x = torch.rand(20, 2) * 2 - 1
+    for change in ("none", "update", "extend"):
+        if change == "update":
+            stacked.update_grid_from_samples(x)
+            kan.update_grid(solo, x)
+        elif change == "extend":
+            stacked.extend_grid(5, x)
+            kan.extend_grid(solo, 5, x)
+        out = stacked(x)
+        out.sum().backward()
+        solo.zero_grad()
+        solo(x).sum().backward()
+        assert torch.equal(out[1], solo(x))
+        grads = [p.grad[1] for p in stacked.parameters_in_solo_order()]
+        assert all(torch.equal(g, p.grad) for g, p in zip(grads, solo.parameters()))
+        stacked.zero_grad()
+    written = copy.deepcopy(models[0])
+    stacked.write_member(1, written)
+    assert isinstance(written, KAN) and torch.equal(written(x), solo(x))

@@ -48,9 +48,10 @@ class MemberStack(nn.Module):
 
     @torch.no_grad()
     def write_member(self, m: int, model: nn.Module) -> None:
-        """Copy member m into a solo model of the same shapes (its buffers too)."""
+        """Copy member m into a solo model (its buffers too; a KAN takes the member's grid size)."""
         if model is not self.models[m]:
-            model.load_state_dict(self.models[m].state_dict())
+            from harness.train import load_state_resizing  # a KAN's grid size may differ
+            load_state_resizing(model, self.models[m].state_dict())
         params = dict(model.named_parameters())
         for name, param in zip(self.names, self.stacked):
             params[name].copy_(param[m])
