@@ -28,6 +28,7 @@ from harness.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from harness.config import RunConfig, resolve, validate
 from harness.ensemble.batched_adam import BatchedAdam
 from harness.ensemble.batched_lbfgs import BatchedLBFGS
+from harness.ensemble.stacked import trainable_parameters
 from harness.models import build_model, family_of
 from harness.stop import StopRequest
 from harness.results import (Damaged, RunResult, StageResult, load_record, move_aside, result_of,
@@ -354,14 +355,6 @@ def optimizer_of(cfg: DictConfig, params: List[torch.Tensor], members: List[Memb
                             tolerance_change=opt.tolerance_change, rule=opt.lbfgs_rule)
     return BatchedAdam(params, lr=lrs, weight_decay=[m.cfg.optim.weight_decay for m in members],
                        decoupled=opt.name == "adamw")
-
-
-def trainable_parameters(stacked: torch.nn.Module) -> List[torch.Tensor]:
-    """Trainable parameters, each (M, ...), in the order of a solo model's parameters() (so a
-    member's flattened vector is laid out as the solo model's)."""
-    solo_order = getattr(stacked, "parameters_in_solo_order", None)
-    params = solo_order() if solo_order is not None else list(stacked.parameters())
-    return [p for p in params if p.requires_grad]
 
 
 class StackTrainer:

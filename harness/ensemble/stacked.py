@@ -266,13 +266,12 @@ def stack(models: Sequence[nn.Module], basis: str = "pp") -> Stacked:
     return families.pop().stack(models, basis)
 
 
-def trainable_parameters(stacked: Stacked) -> List[nn.Parameter]:
+def trainable_parameters(stacked: nn.Module) -> List[nn.Parameter]:
     """Trainable parameters, each (M, ...), in the order of a solo model's parameters() (so a
-    member's flattened vector is laid out as torch's optimizers lay out the solo model's)."""
-    if isinstance(stacked, StackedMLP):
-        params = stacked.parameters_in_solo_order()
-    else:
-        params = list(stacked.parameters())
+    member's flattened vector is laid out as torch's optimizers lay out the solo model's): a
+    stack's `parameters_in_solo_order()` where it has one, else its parameters()."""
+    solo_order = getattr(stacked, "parameters_in_solo_order", None)
+    params = solo_order() if solo_order is not None else list(stacked.parameters())
     return [p for p in params if p.requires_grad]
 
 
