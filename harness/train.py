@@ -377,13 +377,13 @@ class StackTrainer:
         self.stop = stop if stop is not None else StopRequest()
         first = members[0]
         self.cfg, self.grids, self.task = first.cfg, first.grids, first.task
-        starts = {(m.progress.stage, m.progress.step_in_stage) for m in members}
-        assert len(starts) == 1, f"a stack's members start together, not at {sorted(starts)}"
 
     def train(self) -> None:
         data = self.members[0].make_data()
         for member in self.members:
             member.start(data)
+        starts = {(m.progress.stage, m.progress.step_in_stage) for m in self.members}
+        assert len(starts) == 1, f"a stack's members start together, not at {sorted(starts)}"
         for member in self.members:  # the widest stack a member trained in (a resume keeps it)
             member.progress.stack_size = max(member.progress.stack_size, len(self.members))
         for stage in range(self.members[0].progress.stage, len(self.grids)):
