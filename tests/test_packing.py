@@ -119,3 +119,28 @@ def test_the_generic_member_stack_computes_each_member_as_its_solo_module(float6
     written = copy.deepcopy(models[0])
     stacked.write_member(1, written)
     assert isinstance(written, KAN) and torch.equal(written(x), solo(x))
+
+
+@pytest.mark.parametrize("family", ["mlp", "kan"])
+def test_task_losses_per_member_are_each_members_solo_loss(float64_single_thread, family):
+    """The per-member loss hooks (Task.member_losses) of the PDE (second input derivatives) and of
+    classification (cross-entropy) give each member of a stack its solo `loss`."""
+    import copy
+
+    from harness.config import KANConfig, MLPConfig
+    from harness.models import build_model, family_of
+    from harness.tasks import TASK_REGISTRY
+    poisson, wine = TASK_REGISTRY["pde_poisson"], TASK_REGISTRY["table_wine"]
+    for task, d_in, d_out in ((poisson, 2, 1), (wine, 13, 3)):
+        model_cfg = (MLPConfig(widths=[d_in, 4, d_out]) if family == "mlp" else
+                     KANConfig(widths=[d_in, 2, d_out], grid=3, implementation="reference"))
+        models = []
+        for seed in range(3):
+            torch.manual_seed(seed)
+            models.append(build_model(model_cfg))
+        stacked = family_of(model_cfg).stack([copy.deepcopy(m) for m in models], "reference")
+        data = task.make_dataset(30, 10, 0, torch.float64, torch.device("cpu"))
+        x, y = data.train_input[:30], data.train_label[:30]
+        losses = task.member_losses(stacked, x, y, data)
+        solo = torch.stack([task.loss(model, x, y, data) for model in models])
+        torch.testing.assert_close(losses, solo, rtol=1e-12, atol=0)
