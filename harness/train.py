@@ -401,13 +401,15 @@ class StackTrainer:
         # pp-form splines are differentiated once (analytically); a loss with second input
         # derivatives (PDE) takes the reference basis (plain autograd)
         basis = "reference" if self.task.needs_second_derivatives else self.basis
-        stacked = family_of(self.cfg.model).stack([m.model for m in live], basis)
+        family = family_of(self.cfg.model)
+        stacked = family.stack([m.model for m in live], basis)
         resumed = live[0].optimizer_state
         first_step = live[0].progress.step_in_stage
         if resumed is None and stage > 0 and grid is not None and grid != self.grids[stage - 1]:
             stacked.extend_grid(grid, x_stage)  # pykan `refine`, every member at once
-            for member in live:
-                member.count_forward(x_stage.shape[0], grid)
+            if family.extension_refits:  # it evaluated the old model on the stage's inputs
+                for member in live:
+                    member.count_forward(x_stage.shape[0], grid)
         self.optimizer = optimizer_of(self.cfg, trainable_parameters(stacked), live)
         if resumed is not None:  # a mid-stage checkpoint (a stack of one)
             self.optimizer.load_state_dict(resumed)
@@ -422,11 +424,11 @@ class StackTrainer:
         for step_in_stage in range(first_step, int(train.steps_per_stage)):
             started, cpu_started = time.perf_counter(), cpu_time()
             self._inject_failures(live)
-            if (grid is not None and update_every > 0  # every stage, as every pykan `fit` call
+            if (grid is not None and family.updates_grid and update_every > 0  # every stage,
                     and step_in_stage % update_every == 0 and step_in_stage < update_until):
                 alive = [j for j, m in enumerate(live) if m.alive]
                 if alive:
-                    stacked.update_grid_from_samples(x_stage, alive)  # pykan fit(update_grid=True)
+                    stacked.update_grid_from_samples(x_stage, alive)  # as every pykan fit(update_grid=True)
                 for j in alive:
                     live[j].count_forward(x_stage.shape[0], grid)
             if shared:  # one tensor for the stage: a fused stack caches its basis

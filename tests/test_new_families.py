@@ -284,3 +284,28 @@ def test_each_family_trains_end_to_end(family, tmp_path):
     assert result.n_params == trainable(model) == counting.n_params(cfg.model, 6)
     assert result.flops_forward == counting.flops_forward(cfg.model, 6).total
     assert math.isfinite(result.flops_forward_yu2024) and result.flops_forward_yu2024 > 0
+
+
+@pytest.mark.parametrize("family", ["spline_mlp", "rbf_kan", "cheby_kan", "fourier_kan"])
+def test_train_flops_count_only_the_evaluations_that_ran(family, tmp_path):
+    """With Adam (one evaluation per step) train_flops is the steps' 3 x forward x n_train, plus
+    one forward over the training inputs per grid update (only a grid that follows the samples:
+    the spline MLP's) and per refitting extension (not the exact zero-padding of the Chebyshev
+    and Fourier ones)."""
+    steps, n_train, every = 6, 64, 2
+    cfg = compose_config([f"model={family}", "task=toy_exp_sin", "optim=adam",
+                          f"train.steps_per_stage={steps}", "train.grid_schedule=[4,6]",
+                          f"train.update_grid_every={every}", f"task.n_train={n_train}",
+                          "dtype=float64"], tmp_path=tmp_path)
+    result = run(cfg, log=lambda *a: None)
+    assert result.status == "done", result.error
+    fam = family_of(cfg.model)
+    forward = {g: counting.flops_forward(cfg.model, g).total for g in (4, 6)}
+    expected = sum(steps * 3 * forward[g] * n_train for g in (4, 6))
+    if fam.updates_grid:
+        updates = len([s for s in range(steps) if s % every == 0 and s < cfg.train.update_grid_until])
+        expected += updates * n_train * (forward[4] + forward[6])
+    if fam.extension_refits:
+        expected += n_train * forward[6]
+    assert result.n_evals == 2 * steps
+    assert result.train_flops == expected

@@ -23,6 +23,7 @@ class ChebyKAN(BasisKAN):
 
 class ChebyKANFamily(BasisKANFamily):
     name = "cheby_kan"
+    extension_refits = False  # zero coefficients for the new degrees: exact
     config_cls = ChebyKANConfig
     model_cls = ChebyKAN
     grid_meaning = "the Chebyshev degree D"

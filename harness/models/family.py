@@ -26,6 +26,11 @@ class Family:
     # run_many packs several runs of the family in one stack (a fused stack: KAN, MLP); every
     # family trains through `stack` (a solo run is a stack of one), by default the member loop.
     stacks: bool = False
+    # What grid changes cost, for train_flops: a grid update evaluates the model on the stage's
+    # inputs (pykan fit(update_grid=True)) only where the grid follows the samples; an extension
+    # evaluates it only where it refits (pykan `refine`), not where it pads coefficients exactly.
+    updates_grid: bool = False
+    extension_refits: bool = True
 
     @staticmethod
     def require(ok: bool, message: str) -> None:

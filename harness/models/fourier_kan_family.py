@@ -22,6 +22,7 @@ class FourierKAN(BasisKAN):
 
 class FourierKANFamily(BasisKANFamily):
     name = "fourier_kan"
+    extension_refits = False  # zero coefficients for the new frequencies: exact
     config_cls = FourierKANConfig
     model_cls = FourierKAN
     grid_meaning = "Fourier frequencies K"

@@ -17,6 +17,7 @@ from harness.models.spline_mlp import SplineMLP
 
 class SplineMLPFamily(Family):
     name = "spline_mlp"
+    updates_grid = True
     config_cls = SplineMLPConfig
     model_cls = SplineMLP
 
