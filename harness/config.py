@@ -35,7 +35,9 @@ class KANConfig:
     train_spline_weight: bool = True  # w_s trainable
     noise_scale: float = 0.3  # initial coefficient noise (pykan MultKAN default 0.3)
     grid_eps: float = 0.02  # pykan: 0 = knots at sample percentiles, 1 = uniform
-    implementation: str = "fast"  # fast (k+1 local bases) or reference (Cox-de Boor): same numbers
+    # the solo layer that evaluates records: fast (k+1 local bases) or reference (Cox-de Boor), same
+    # numbers; training runs in the stacked layer (harness/ensemble/stacked.py) either way
+    implementation: str = "fast"
 
 
 @dataclass
