@@ -16,7 +16,8 @@ from harness.config import (ChebyKANConfig, ConfigError, FourierKANConfig, RBFKA
                             SplineMLPConfig, validate)
 from harness.models import build_model, family_of, family_of_model
 from harness.splines import Chebyshev, Fourier, GaussianRBF
-from harness.train import load_state_resizing, run
+from harness.member import load_state_resizing
+from harness.train import run
 from tests.helpers import compose_config
 
 pytestmark = pytest.mark.usefixtures("float64_single_thread")  # tests/conftest.py

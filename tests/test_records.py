@@ -146,13 +146,13 @@ def test_wandb_credentials_are_found_without_the_network(tmp_path, monkeypatch):
 
 
 def test_a_wandb_initialisation_error_is_a_failed_record_with_its_log(tmp_path, monkeypatch):
-    import harness.train
+    import harness.member
 
     class Broken:
         def __init__(self, *args, **kwargs):
             raise ConnectionError("wandb: network is unreachable")
 
-    monkeypatch.setattr(harness.train, "Tracker", Broken)
+    monkeypatch.setattr(harness.member, "Tracker", Broken)
     monkeypatch.chdir(tmp_path)
     cfg = compose_config(MLP, tmp_path / "r")
     result = run(cfg, **QUIET)

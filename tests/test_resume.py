@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import harness.member
 import harness.train
 from harness.checkpoint import load_checkpoint
 from harness.stop import StopRequest
@@ -74,7 +75,7 @@ def test_resume_keeps_cpu_time_cumulative_and_the_start_load(tmp_path, monkeypat
     ticks = itertools.count()
     monkeypatch.setattr(harness.train, "cpu_time", lambda: 0.25 * next(ticks))  # +0.25 s per call
     loads = iter([7.0] + [9.0] * 100)
-    monkeypatch.setattr(harness.train, "load_avg_1min", lambda: next(loads))
+    monkeypatch.setattr(harness.member, "load_avg_1min", lambda: next(loads))
     cfg = compose_config(["train.grid_schedule=[3,5]", "train.steps_per_stage=4",
                           "train.checkpoint_every=100", "model.widths=[2,2,1]"], tmp_path)
     original_account = StackTrainer._account

@@ -50,7 +50,7 @@ class MemberStack(nn.Module):
     def write_member(self, m: int, model: nn.Module) -> None:
         """Copy member m into a solo model (its buffers too; a KAN takes the member's grid size)."""
         if model is not self.models[m]:
-            from harness.train import load_state_resizing  # a KAN's grid size may differ
+            from harness.member import load_state_resizing  # a KAN's grid size may differ
             load_state_resizing(model, self.models[m].state_dict())
         params = dict(model.named_parameters())
         for name, param in zip(self.names, self.stacked):
