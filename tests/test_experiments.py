@@ -18,13 +18,28 @@ from tests.helpers import CONFIGS, TINY
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 
 
+def launch_overrides(experiment: str) -> List[str]:
+    """What the experiment's launch command adds: the tune_* recipes run Hydra's Optuna sweeper
+    (configs/hydra/sweeper/tune.yaml), once per model family (README "Tuning")."""
+    return ["hydra/sweeper=tune"] if experiment.startswith("tune_") else []
+
+
+def tuned_families() -> str:
+    return ",".join(sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml")))
+
+
 def sweep_blocks(experiment: str) -> List[List[List[str]]]:
-    """The experiment's sweep as blocks (one per grid, or one for params alone) of override lists."""
+    """The experiment's sweep as blocks (one per grid, or one for params alone) of override lists.
+    A search range (Optuna's interval) stands for its two ends; a tune_* recipe sweeps every
+    model family."""
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"experiment={experiment}"],
+        cfg = compose(config_name="config", overrides=[f"experiment={experiment}",
+                                                       *launch_overrides(experiment)],
                       return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
     params: Dict[str, str] = dict(sweeper.params or {})
+    if experiment.startswith("tune_"):
+        params["model"] = tuned_families()
     grids = [dict(g) for g in sweeper.get("grids", [])] or [{}]
     parser = OverridesParser.create()
     blocks = []
@@ -33,8 +48,12 @@ def sweep_blocks(experiment: str) -> List[List[List[str]]]:
         axes = []
         for override in parser.parse_overrides(assignments):
             key = override.get_key_element()
-            values = (list(override.sweep_string_iterator()) if override.is_sweep_override()
-                      else [override.get_value_element_as_str()])
+            if override.is_interval_sweep():
+                values = [str(override.value().start), str(override.value().end)]
+            elif override.is_sweep_override():
+                values = list(override.sweep_string_iterator())
+            else:
+                values = [override.get_value_element_as_str()]
             axes.append([f"{key}={v}" for v in values])
         blocks.append([list(point) for point in itertools.product(*axes)])
     return blocks
