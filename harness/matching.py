@@ -15,11 +15,13 @@ the first w whose budget reaches the reference's, and the closer (in |log ratio|
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Callable, Dict, List
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from harness.config import ConfigError
 
@@ -82,14 +84,27 @@ def reference_config(reference: Any, d_in: int, d_out: int) -> Any:
 
 
 def with_hidden_width(model_cfg: Any, width: int, depth: int) -> Any:
-    """A copy of the model config with `depth` hidden layers of `width` units."""
+    """A copy of the model config (a plain object: see `plain`) with `depth` hidden layers of
+    `width` units."""
+    sized = copy.copy(model_cfg)
     widths = list(model_cfg.widths)
-    return OmegaConf.merge(model_cfg, {"widths": [widths[0], *[width] * depth, widths[-1]]})
+    sized.widths = [widths[0], *[width] * depth, widths[-1]]
+    return sized
+
+
+def plain(model_cfg: Any) -> Any:
+    """The model config as a plain object (its family's dataclass, or a namespace), so the width
+    search does not pay OmegaConf's merge at every step."""
+    if isinstance(model_cfg, (DictConfig, dict)):
+        model_cfg = OmegaConf.to_object(OmegaConf.create(model_cfg) if isinstance(model_cfg, dict)
+                                        else model_cfg)
+    return SimpleNamespace(**model_cfg) if isinstance(model_cfg, dict) else model_cfg
 
 
 def match_width(model_cfg: Any, target: int, by: str, tolerance: float) -> Match:
     """The common hidden width w (depth = the model's) whose budget `by` is closest to `target`;
     ConfigError naming the closest achievable ratio when it is not within `tolerance`."""
+    model_cfg = plain(model_cfg)
     widths = list(model_cfg.widths)
     depth = len(widths) - 2
 
