@@ -78,7 +78,8 @@ def test_experiment_opens_with_its_command_and_expectation(experiment):
 def test_every_sweep_block_validates(experiment):
     blocks = sweep_blocks(experiment)
     assert sum(len(b) for b in blocks) >= 2
-    quick = experiment.endswith("_quick") or experiment == "quickstart"
+    quick = ((experiment.endswith("_quick") or experiment == "quickstart")
+             and experiment not in FAIR_COMPARISONS)  # those: every point below, faster
     for block in blocks:
         for overrides in (block if quick else block[:1] + block[-1:]):
             cfg = compose_point(experiment, overrides)
@@ -90,9 +91,54 @@ def test_every_sweep_block_validates(experiment):
 @pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e.endswith("_quick") or e == "quickstart"])
 def test_one_tiny_point_per_block_runs(experiment, tmp_path):
     for block in sweep_blocks(experiment):
-        cfg = compose_point(experiment, block[0], [*TINY, "train.steps_per_stage=1",
+        # table tasks hold fewer rows than TINY's n_train/n_test: they keep their own sizes
+        table = any(o.startswith("task=") and not o.startswith(("task=toy", "task=feynman"))
+                    for o in block[0])
+        tiny = [o for o in TINY if not (table and o.startswith("task."))]
+        cfg = compose_point(experiment, block[0], [*tiny, "train.steps_per_stage=1",
                                                    f"results_root={tmp_path}"])
         result = run(cfg, log=lambda *_: None)
         assert result.status == "done", result.error
         assert len(result.stages) == max(1, len(cfg.train.grid_schedule))
         assert result.experiment == experiment
+
+
+FAIR_COMPARISONS = ("fair_comparison", "fair_comparison_quick")
+# Keys a fair_comparison point varies without changing what Hydra composes: set on one composed
+# config per group of the other keys, then resolved (harness/matching.py) and validated.
+VARIED = ("seed", "match.by", "match.reference.hidden", "model.hidden")
+
+
+@pytest.mark.parametrize("experiment", FAIR_COMPARISONS)
+def test_fair_comparison_every_point_matches_its_kan_within_tolerance(experiment):
+    """Every point composes, resolves and validates; every family with a YAML in configs/model is
+    swept; every matched model is within match.tolerance of its reference KAN, by parameters and
+    by forward FLOPs, at every KAN size the KANs themselves are run at."""
+    from omegaconf import OmegaConf
+
+    groups: Dict[tuple, List[Dict[str, str]]] = {}
+    for block in sweep_blocks(experiment):
+        for overrides in block:
+            assigned = dict(o.split("=", 1) for o in overrides)
+            fixed = tuple(sorted((k, v) for k, v in assigned.items() if k not in VARIED))
+            groups.setdefault(fixed, []).append({k: v for k, v in assigned.items() if k in VARIED})
+    matched, kan_sizes = {}, {}
+    for fixed, points in groups.items():
+        base = compose_point(experiment, [f"{k}={v}" for k, v in fixed])
+        for varied in points:
+            cfg = OmegaConf.merge(base, OmegaConf.from_dotlist([f"{k}={v}" for k, v in varied.items()]))
+            cfg = resolve(cfg)
+            validate(cfg)
+            family, task = cfg.model.family, cfg.task.name
+            if cfg.match.by == "none":
+                kan_sizes.setdefault(task, set()).add(tuple(cfg.model.widths[1:-1]))
+                continue
+            assert abs(cfg.match.ratio - 1) <= cfg.match.tolerance, (family, task, varied)
+            assert cfg.match.reference.family == "kan" and len(cfg.model.widths) == 3
+            matched.setdefault((family, task, cfg.match.by), set()).add(tuple(cfg.match.reference.hidden))
+    families = {p.stem for p in (CONFIGS / "model").glob("*.yaml")} - {"kan"}
+    assert {family for family, _, _ in matched} == families
+    for (family, task, by), references in matched.items():
+        assert references == kan_sizes[task], (family, task, by)  # the KAN sizes that were run
+        assert len(references) >= 4  # a verdict needs 4 sizes
+    assert {by for _, _, by in matched} == {"params", "flops"}
