@@ -27,9 +27,11 @@ from harness.results import (RESULT_FILE, Damaged, RunResult, StageResult,  # st
 
 RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunResult))
 STAGE_FIELDS = tuple(f.name for f in dataclasses.fields(StageResult))
-# Run-level columns repeated on every stage row.
+# Run-level columns repeated on every stage row; stack_size and time_measure say how the run was
+# executed (packed with how many; "own" or "share" wall time), None in records older than them.
 STAGE_RUN_COLUMNS = ("run_id", "status", "experiment", "family", "task", "seed", "widths", "depth",
-                     "optimizer", "lr", "n_train", "dtype", "test_target_std")
+                     "optimizer", "lr", "n_train", "dtype", "test_target_std", "stack_size",
+                     "time_measure")
 # JSON (and wandb) lose int/float distinctions and non-finite floats ("NaN" strings in wandb):
 # values are coerced back to the types the dataclasses declare.
 _NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}

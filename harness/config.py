@@ -35,7 +35,9 @@ class KANConfig:
     train_spline_weight: bool = True  # w_s trainable
     noise_scale: float = 0.3  # initial coefficient noise (pykan MultKAN default 0.3)
     grid_eps: float = 0.02  # pykan: 0 = knots at sample percentiles, 1 = uniform
-    implementation: str = "fast"  # fast (k+1 local bases) or reference (Cox-de Boor): same numbers
+    # the solo layer that evaluates records: fast (k+1 local bases) or reference (Cox-de Boor), same
+    # numbers; training runs in the stacked layer (harness/ensemble/stacked.py) either way
+    implementation: str = "fast"
 
 
 @dataclass
@@ -45,6 +47,56 @@ class MLPConfig:
     hidden: Optional[List[int]] = None  # as KANConfig.hidden
     activation: str = "silu"  # silu, relu, tanh, gelu
     bias: bool = True
+
+
+@dataclass
+class SplineMLPConfig:
+    """An MLP with a learnable B-spline per hidden unit (harness/models/spline_mlp.py)."""
+    family: str = "spline_mlp"
+    widths: List[int] = field(default_factory=lambda: [2, 32, 1])
+    hidden: Optional[List[int]] = None  # as KANConfig.hidden
+    grid: int = 5  # G: intervals of each unit's spline (train.grid_schedule extends it)
+    k: int = 3  # spline order
+    grid_range: List[float] = field(default_factory=lambda: [-1.0, 1.0])
+    base_activation: str = "silu"  # silu (w_b silu(z) + spline) or none (Yu et al. 2024's model)
+    bias: bool = True  # the Linear layers' biases
+    noise_scale: float = 0.1  # initial spline noise (Yu et al. 2024's BSpline: 0.1)
+    grid_eps: float = 0.02  # as KANConfig.grid_eps
+
+
+@dataclass
+class RBFKANConfig:
+    """FastKAN: Gaussian-RBF KAN (Li 2024; harness/models/rbf_kan_family.py)."""
+    family: str = "rbf_kan"
+    widths: List[int] = field(default_factory=lambda: [2, 5, 1])
+    hidden: Optional[List[int]] = None  # as KANConfig.hidden
+    grid: int = 8  # G: Gaussian centres per input (FastKAN num_grids); grid_schedule extends it
+    grid_range: List[float] = field(default_factory=lambda: [-2.0, 2.0])  # first, last centre
+    base_activation: str = "silu"  # silu (FastKAN's base_linear) or none
+    bias: bool = True  # output bias (FastKAN's base_linear has one)
+    layer_norm: bool = False  # FastKAN's LayerNorm of the basis input (needs every d_in >= 3)
+
+
+@dataclass
+class ChebyKANConfig:
+    """Chebyshev KAN (SS et al. 2024; harness/models/cheby_kan_family.py)."""
+    family: str = "cheby_kan"
+    widths: List[int] = field(default_factory=lambda: [2, 5, 1])
+    hidden: Optional[List[int]] = None  # as KANConfig.hidden
+    grid: int = 4  # the degree D (T_0..T_D); grid_schedule extends it exactly
+    base_activation: str = "none"  # none (ChebyKAN) or silu
+    bias: bool = False  # T_0 = 1 already gives every output a constant
+
+
+@dataclass
+class FourierKANConfig:
+    """Fourier KAN (Xu et al. 2024 FourierKAN; harness/models/fourier_kan_family.py)."""
+    family: str = "fourier_kan"
+    widths: List[int] = field(default_factory=lambda: [2, 5, 1])
+    hidden: Optional[List[int]] = None  # as KANConfig.hidden
+    grid: int = 5  # K: frequencies 1..K (2K coefficients per edge); grid_schedule extends it exactly
+    base_activation: str = "none"  # none (FourierKAN) or silu
+    bias: bool = True  # FourierKAN's addbias
 
 
 @dataclass

@@ -167,3 +167,196 @@ def mlp_flops_forward_yu2024(cfg: Any, grid: Optional[int] = None) -> int:
 def flops_train_evaluation(cfg: Any, n_examples: int, grid: Optional[int] = None) -> int:
     """FLOPs of one forward+backward pass over n_examples: (1 + BACKWARD_FACTOR) x forward."""
     return (1 + BACKWARD_FACTOR) * flops_forward(cfg, grid).total * n_examples
+
+
+# ----- Other bases and the spline-activation MLP (issue 13) ----------------------------------
+# Our convention extended: a transcendental (exp, sin, cos) is 1 FLOP, as our tanh = 5
+# (mul, exp, sub, add, div) and Yu et al.'s sigmoid = 4 (neg, exp, add, div; FLOPs_MAP) imply.
+# Every basis is counted per *input* (shared by the edges leaving it) plus one contraction of
+# 2 * n per edge (matmul), as for the B-spline KAN. Yu et al. did not count these bases; our
+# extension of their convention charges the basis per *edge* (as their B-spline formula does),
+# plus 2 n per edge for the contraction, their shortcut for a SiLU base branch, 4 FLOPs per feature
+# for a LayerNorm (their batchnorm_flops) and nothing for biases.
+
+LAYER_NORM_FLOPS_PER_FEATURE = 7  # mean add, centre, square, variance add, scale, affine mul + add
+LAYER_NORM_FLOPS_PER_EXAMPLE = 3  # the two sums divided by d, one rsqrt of the variance
+
+
+def layer_norm_flops(d: int) -> int:
+    """LayerNorm over d features, per example (Ba et al. 2016, eqs. 3-4, with the affine map)."""
+    return LAYER_NORM_FLOPS_PER_FEATURE * d + LAYER_NORM_FLOPS_PER_EXAMPLE
+
+
+def rbf_basis_flops_per_input(n_centres: int) -> int:
+    """Li 2024 (arXiv 2405.06721) eq. 2, exp(-((x - c_i) / h)^2): sub, div, square, neg, exp per
+    centre (h is a per-batch constant)."""
+    return 5 * n_centres
+
+
+def chebyshev_basis_flops_per_input(degree: int) -> int:
+    """SS et al. 2024 (arXiv 2405.07200): tanh (5) then T_0 = 1, T_1 = t free, 2t once and
+    T_{d+1} = 2t T_d - T_{d-1} (mul, sub) for d + 1 = 2..D."""
+    return ACTIVATION_FLOPS["tanh"] + (1 + 2 * (degree - 1) if degree >= 2 else 0)
+
+
+def fourier_basis_flops_per_input(n_frequencies: int) -> int:
+    """FourierKAN: k x (mul), cos, sin for k = 1..K."""
+    return 3 * n_frequencies
+
+
+def basis_kan_n_params(widths, n_functions: int, base_activation: str, bias: bool,
+                       layer_norm: bool = False) -> int:
+    """A BasisKAN's parameters: coef in*out*n per layer, + w_b in*out (SiLU base), + bias out,
+    + LayerNorm weight and bias 2 in (harness/models/basis_kan.py)."""
+    total = 0
+    for d_in, d_out in _layers(widths):
+        total += d_in * d_out * n_functions
+        total += d_in * d_out if base_activation != "none" else 0
+        total += d_out if bias else 0
+        total += 2 * d_in if layer_norm else 0
+    return total
+
+
+def basis_kan_flops_forward(widths, n_functions: int, basis_per_input: int, base_activation: str,
+                            bias: bool, layer_norm: bool = False) -> FlopCount:
+    """A BasisKAN's forward FLOPs per example: basis per input, one GEMM of 2 in*n*out, the base
+    branch (SiLU 5 per input, GEMM 2 in*out, 1 add per output), bias adds, LayerNorm."""
+    basis = matmul = elementwise = 0
+    for d_in, d_out in _layers(widths):
+        basis += d_in * basis_per_input
+        matmul += 2 * d_in * d_out * n_functions  # basis (B, in*n) @ coef (in*n, out)
+        if base_activation != "none":
+            matmul += 2 * d_in * d_out  # silu(x) (B, in) @ w_b (in, out)
+            elementwise += ACTIVATION_FLOPS[base_activation] * d_in + d_out
+        elementwise += d_out if bias else 0
+        elementwise += layer_norm_flops(d_in) if layer_norm else 0
+    return FlopCount(basis, matmul, elementwise)
+
+
+def basis_kan_flops_forward_yu2024(widths, n_functions: int, basis_per_input: int,
+                                   base_activation: str, layer_norm: bool = False) -> int:
+    """Our extension of Yu et al. 2024 to a BasisKAN (see the block comment above): per edge the
+    basis and 2 n; their shortcut act * d_in + 2 d_in d_out; 4 per LayerNorm feature."""
+    total = 0
+    for d_in, d_out in _layers(widths):
+        total += d_in * d_out * (basis_per_input + 2 * n_functions)
+        if base_activation != "none":  # KANbeFair `layer_flops`' shortcut term
+            total += YU2024_ACTIVATION_FLOPS[base_activation] * d_in + 2 * d_in * d_out
+        total += 4 * d_in if layer_norm else 0  # KANbeFair bspline_mlp.py `batchnorm_flops`
+    return total
+
+
+def _rbf_kan(cfg: Any, grid: Optional[int]):
+    g = _grid(cfg, grid)
+    return dict(widths=cfg.widths, n_functions=g, basis_per_input=rbf_basis_flops_per_input(g),
+                base_activation=cfg.base_activation, layer_norm=cfg.layer_norm)
+
+
+def _cheby_kan(cfg: Any, grid: Optional[int]):
+    d = _grid(cfg, grid)  # the degree D: D + 1 functions
+    return dict(widths=cfg.widths, n_functions=d + 1,
+                basis_per_input=chebyshev_basis_flops_per_input(d),
+                base_activation=cfg.base_activation, layer_norm=False)
+
+
+def _fourier_kan(cfg: Any, grid: Optional[int]):
+    k = _grid(cfg, grid)  # K frequencies: 2K functions
+    return dict(widths=cfg.widths, n_functions=2 * k, basis_per_input=fourier_basis_flops_per_input(k),
+                base_activation=cfg.base_activation, layer_norm=False)
+
+
+def _n_params_of(shape: dict, bias: bool) -> int:
+    return basis_kan_n_params(shape["widths"], shape["n_functions"], shape["base_activation"],
+                              bias, shape["layer_norm"])
+
+
+def rbf_kan_n_params(cfg: Any, grid: Optional[int] = None) -> int:
+    """FastKAN: G centres -> G coefficients per edge."""
+    return _n_params_of(_rbf_kan(cfg, grid), cfg.bias)
+
+
+def rbf_kan_flops_forward(cfg: Any, grid: Optional[int] = None) -> FlopCount:
+    return basis_kan_flops_forward(bias=cfg.bias, **_rbf_kan(cfg, grid))
+
+
+def rbf_kan_flops_forward_yu2024(cfg: Any, grid: Optional[int] = None) -> int:
+    return basis_kan_flops_forward_yu2024(**_rbf_kan(cfg, grid))
+
+
+def cheby_kan_n_params(cfg: Any, grid: Optional[int] = None) -> int:
+    """Chebyshev KAN: degree D -> D + 1 coefficients per edge."""
+    return _n_params_of(_cheby_kan(cfg, grid), cfg.bias)
+
+
+def cheby_kan_flops_forward(cfg: Any, grid: Optional[int] = None) -> FlopCount:
+    return basis_kan_flops_forward(bias=cfg.bias, **_cheby_kan(cfg, grid))
+
+
+def cheby_kan_flops_forward_yu2024(cfg: Any, grid: Optional[int] = None) -> int:
+    return basis_kan_flops_forward_yu2024(**_cheby_kan(cfg, grid))
+
+
+def fourier_kan_n_params(cfg: Any, grid: Optional[int] = None) -> int:
+    """Fourier KAN: K frequencies -> 2K coefficients per edge."""
+    return _n_params_of(_fourier_kan(cfg, grid), cfg.bias)
+
+
+def fourier_kan_flops_forward(cfg: Any, grid: Optional[int] = None) -> FlopCount:
+    return basis_kan_flops_forward(bias=cfg.bias, **_fourier_kan(cfg, grid))
+
+
+def fourier_kan_flops_forward_yu2024(cfg: Any, grid: Optional[int] = None) -> int:
+    return basis_kan_flops_forward_yu2024(**_fourier_kan(cfg, grid))
+
+
+def spline_mlp_n_params(cfg: Any, grid: Optional[int] = None) -> int:
+    """Spline MLP: the MLP's weights and biases, + G + k spline coefficients and (SiLU base) one
+    w_b per hidden unit (harness/models/spline_mlp.py)."""
+    g, k = _grid(cfg, grid), cfg.k
+    per_unit = g + k + int(cfg.base_activation != "none")
+    hidden_units = sum(list(cfg.widths)[1:-1])
+    return mlp_n_params(cfg) + hidden_units * per_unit
+
+
+def spline_mlp_layer_flops(d_in: int, d_out: int, g: int, k: int, base_activation: str,
+                           bias: bool) -> FlopCount:
+    """One hidden layer of the spline MLP (Linear -> a spline per unit), per example: 2 d_in d_out
+    and 1 add per bias; per unit the B-spline basis (basis_flops_per_input), its contraction
+    2 (G + k) (a batched matmul), and with the SiLU base 5 + 2 (silu, w_b mul, add)."""
+    elementwise = d_out if bias else 0
+    if base_activation != "none":
+        elementwise += (ACTIVATION_FLOPS[base_activation] + 2) * d_out
+    # per unit: basis (B, G+k) @ coef (G+k, 1)
+    return FlopCount(d_out * basis_flops_per_input(g, k), 2 * d_in * d_out + 2 * d_out * (g + k),
+                     elementwise)
+
+
+def spline_mlp_flops_forward(cfg: Any, grid: Optional[int] = None) -> FlopCount:
+    """The spline MLP: spline_mlp_layer_flops per hidden layer, a linear output layer."""
+    g = _grid(cfg, grid)
+    layers = list(_layers(cfg.widths))
+    hidden = [spline_mlp_layer_flops(d_in, d_out, g, cfg.k, cfg.base_activation, cfg.bias)
+              for d_in, d_out in layers[:-1]]
+    d_in, d_out = layers[-1]
+    return FlopCount(sum(h.basis for h in hidden), sum(h.matmul for h in hidden) + 2 * d_in * d_out,
+                     sum(h.elementwise for h in hidden) + (d_out if cfg.bias else 0))
+
+
+def yu2024_spline_mlp_layer_flops(d_in: int, d_out: int, g: int, k: int, base_activation: str) -> int:
+    """One layer of Yu et al.'s B-spline MLP (KANbeFair src/models/bspline_mlp.py, BSpline_MLP
+    `layer_flops`): 2 d_in d_out + d_out (9K(G + 1.5K) + 2G - 2.5K - 1); our extension for a SiLU
+    base term: act * d_out + 2 d_out (their shortcut with a diagonal w_b)."""
+    # Yu et al. 2024, KANbeFair BSpline_MLP.layer_flops; 13.5K^2 - 2.5K = K(27K - 5)/2 is whole
+    flops = 2 * d_in * d_out + d_out * (9 * k * g + k * (27 * k - 5) // 2 + 2 * g - 1)
+    if base_activation != "none":
+        flops += YU2024_ACTIVATION_FLOPS[base_activation] * d_out + 2 * d_out
+    return flops
+
+
+def spline_mlp_flops_forward_yu2024(cfg: Any, grid: Optional[int] = None) -> int:
+    """Yu et al. 2024 for the spline MLP, as their `BSpline_MLP.total_flops`: every layer, the
+    linear output layer included, pays the spline (as their MLP's output layer pays its
+    activation), so theirs exceeds ours by the output layer's d_out splines."""
+    g = _grid(cfg, grid)
+    return sum(yu2024_spline_mlp_layer_flops(d_in, d_out, g, cfg.k, cfg.base_activation)
+               for d_in, d_out in _layers(cfg.widths))

@@ -27,6 +27,7 @@ RESULT_FILE = "result.json"
 RUN_ID_EXCLUDED_KEYS = ("results_root", "wandb", "launcher", "hydra", "device", "num_threads",
                         "objective")
 STATUSES = ("done", "failed", "diverged")
+TIME_MEASURES = ("own", "share")  # RunResult.time_measure
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,12 @@ class RunResult:
     # Standard deviation (ddof=0) of all test labels: the RMSE of predicting their mean, the
     # yardstick of the analysis's scaling-regime guard.
     test_target_std: float = float("nan")
+    # How the run was executed (not part of its config or id): stack_size = the most runs it
+    # trained with in one stack (1: alone; harness.ensemble.run_many packs more); time_measure =
+    # "own" (wall/CPU time measured for this run alone) or "share" (a stack's measured step time
+    # divided equally among its members). None in records made before these fields: unknown.
+    stack_size: Optional[int] = None
+    time_measure: Optional[str] = None
     stages: List[Dict[str, Any]] = field(default_factory=list)
     metrics: Dict[str, float] = field(default_factory=dict)  # task-specific (PDE errors, ...)
     config: Dict[str, Any] = field(default_factory=dict)
@@ -223,6 +230,8 @@ def validate_record(raw: Any) -> Optional[str]:
             return f"field {f.name}={raw[f.name]!r:.60} is not {f.type}"
     if raw["status"] not in STATUSES:
         return f"status {raw['status']!r} is not one of {', '.join(STATUSES)}"
+    if raw.get("time_measure") not in (None, *TIME_MEASURES):
+        return f"time_measure {raw['time_measure']!r} is not one of {', '.join(TIME_MEASURES)}"
     for i, stage in enumerate(raw.get("stages", [])):
         if not isinstance(stage, dict):
             return f"stages[{i}] is not an object"

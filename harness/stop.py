@@ -1,7 +1,7 @@
 """A stop request: the value that tells a training loop to checkpoint and stop.
 
-`run(cfg, stop=...)`, `run_many(..., stop=...)` and the stack trainer check `stop.requested` at
-the end of every step; when it is set they save a checkpoint and raise RunInterrupted (re-run to
+`run(cfg, stop=...)` and `run_many(..., stop=...)` (one loop, harness.train.StackTrainer) check
+`stop.requested` at the end of every step; when it is set they save a checkpoint and raise RunInterrupted (re-run to
 resume). Whoever owns the process decides what sets it: the CLI entry (harness/run.py) and the
 launchers install signal handlers (`on_signals`) that do nothing but `stop.request(...)`; a test
 or another thread may call `request` directly. Training code installs no signal handlers.

@@ -1,8 +1,14 @@
-"""One training run: `run(cfg) -> RunResult`, callable without Hydra.
+"""Training: `run(cfg) -> RunResult`, callable without Hydra, and THE training loop.
 
 A run trains one model on one task through a schedule of stages (KAN grid extension, Liu et al.
 2024 §2.4), records the loss at the end of every stage, counts every forward+backward pass the
 optimizer ran, checkpoints so it can resume, and writes exactly one result record.
+
+There is one loop, `StackTrainer`: M >= 1 runs of one shape (`Member`s) trained together as one
+model stack (the family's `stack`: fused for KANs and MLPs, a member loop otherwise) with one
+batched optimizer (harness.ensemble.batched_lbfgs / batched_adam). `run(cfg)` is a stack of one;
+`harness.ensemble.run_many` packs several. A member's numbers do not depend on what it was
+packed with (tests/test_packing.py); its record says how it ran (stack_size, time_measure).
 """
 from __future__ import annotations
 
@@ -20,13 +26,16 @@ from omegaconf import DictConfig, OmegaConf
 from harness import claim, counting, faults
 from harness.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from harness.config import RunConfig, resolve, validate
-from harness.ensemble.batched_lbfgs import SoloLBFGS
+from harness.ensemble.batched_adam import BatchedAdam
+from harness.ensemble.batched_lbfgs import BatchedLBFGS
+from harness.ensemble.stacked import trainable_parameters
 from harness.models import build_model, family_of
 from harness.stop import StopRequest
 from harness.results import (Damaged, RunResult, StageResult, load_record, move_aside, result_of,
                              run_id_of, write_result)
 from harness.provenance import provenance
 from harness.tasks import Dataset, task_of
+from harness.tasks.base import member_mse
 from harness.tracking import Tracker
 
 
@@ -37,10 +46,6 @@ FINISHED = ("done", "diverged")
 class RunInterrupted(Exception):
     """Raised after a checkpoint was saved because a stop was requested (harness.stop: the CLI
     and launchers set it on SIGTERM/SIGUSR1/preemption); re-run to resume."""
-
-
-class Diverged(Exception):
-    pass
 
 
 def to_config(cfg: Any) -> DictConfig:
@@ -101,7 +106,8 @@ def run(cfg: Any, log=print, stop: Optional[StopRequest] = None) -> RunResult:
             log(f"[kanscale] {run_id}: {damaged}; moved aside to {moved.name}, redoing the run")
         if cfg.num_threads > 0:
             torch.set_num_threads(cfg.num_threads)
-        return Trainer(cfg, config, run_id, run_dir, log).train(stop)
+        member = Member(cfg, config, run_id, run_dir, log)
+        return train_stack([member], log=log, stop=stop)[0]
 
 
 def interrupted(stop: StopRequest, global_step: int) -> RunInterrupted:
@@ -151,9 +157,15 @@ class Progress:
     cpu_time_s: float = 0.0  # measured over the same steps as wall_time_s (see cpu_time)
     # the load when the run first started (a resumed run keeps it); looked up at call time
     load_avg_start: float = field(default_factory=lambda: load_avg_1min())
+    stack_size: int = 0  # the most members it trained with (1: alone); 0 before training
 
 
-class Trainer:
+class Member:
+    """One run trained in a stack (a solo run is a stack of one): its config and ids, progress
+    counters, stage records, its solo model (the stack's member written back at stage ends and
+    checkpoints), its batch generator, checkpoints and record. Its fate: status "done" while it
+    trains; "failed" or "diverged" once it stopped (the rest of the stack goes on)."""
+
     def __init__(self, cfg: DictConfig, config: Dict[str, Any], run_id: str, run_dir: Path, log):
         self.cfg, self.config, self.run_id, self.run_dir, self.log = cfg, config, run_id, run_dir, log
         self.device = pick_device(cfg.device)
@@ -162,149 +174,59 @@ class Trainer:
         self.task = task_of(cfg.task)
         self.stages: List[Dict[str, Any]] = []
         self.progress = Progress()
+        self.model: Optional[torch.nn.Module] = None
+        self.data: Optional[Dataset] = None
+        self.status, self.error, self.traceback = "done", None, None
+        self.history: List[Dict[str, Any]] = []  # wandb rows, sent when the run ends
+        self.optimizer_state: Optional[Dict[str, Any]] = None  # a mid-stage checkpoint's
+        # read once: a config attribute costs microseconds, and these are read every step
+        self.max_loss = float(cfg.train.max_loss)
+        self.log_every = int(cfg.train.log_every)
+        self.checkpoint_every = int(cfg.train.checkpoint_every)
+
+    @property
+    def alive(self) -> bool:
+        return self.status == "done"
+
+    def fail(self, status: str, error: str, trace: Optional[str] = None) -> None:
+        self.status, self.error, self.traceback = status, error, trace
 
     # ----- setup -------------------------------------------------------------------------
-    def _data(self) -> Dataset:
+    def make_data(self) -> Dataset:
         return self.task.make_dataset(self.cfg.task.n_train, self.cfg.task.n_test,
                                       self.cfg.task.seed, self.dtype, self.device)
 
-    def _optimizer(self, model: torch.nn.Module):
-        """L-BFGS: ours (harness.ensemble.batched_lbfgs, a stack of one) with optim.lbfgs_rule,
-        pykan's `fit` by default; Adam and AdamW: torch's."""
-        opt = self.cfg.optim
-        params = [p for p in model.parameters() if p.requires_grad]
-        if opt.name == "lbfgs":
-            line_search = None if opt.line_search == "none" else opt.line_search
-            return SoloLBFGS(params, lr=opt.lr, max_iter=opt.max_iter,
-                             history_size=opt.history_size, line_search_fn=line_search,
-                             tolerance_grad=opt.tolerance_grad,
-                             tolerance_change=opt.tolerance_change, rule=opt.lbfgs_rule)
-        if opt.name == "adam":
-            return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay)
-        return torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
-
-    # ----- the run -------------------------------------------------------------------------
-    def train(self, stop: Optional[StopRequest] = None) -> RunResult:
-        """Train, then write the record. Any error (wandb's initialisation included) is recorded as
-        a failed run with its traceback in RUN_DIR/error.log; RunInterrupted (raised once `stop`
-        is requested, after a checkpoint) is re-raised."""
-        status, error = "done", None
-        self.model = None
-        tracker = None
-        faults.note_training(self.run_id)
-        try:
-            tracker = Tracker(self.cfg.wandb.mode, self.cfg.wandb.project, self.cfg.wandb.entity,
-                              self.run_id, self.cfg.experiment_name, self.run_dir, self.config)
-            self._train(tracker, stop if stop is not None else StopRequest())
-        except RunInterrupted:
-            if tracker is not None:
-                tracker.finish({"status": "interrupted"}, exit_code=1)
-            raise
-        except Diverged as exc:
-            status, error = "diverged", str(exc)
-        except Exception as exc:  # noqa: BLE001 - a failing run is recorded, never raised
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
-            (self.run_dir / "error.log").write_text(traceback.format_exc())
-        result = self._record(status, error)
-        write_result(self.run_dir, result)
-        if tracker is not None:
-            try:
-                tracker.finish(result.to_dict(), exit_code=0 if status == "done" else 1)
-            except Exception as exc:  # noqa: BLE001 - the record on disk is the source of truth
-                self.log(f"[kanscale] {self.run_id}: wandb finish failed ({type(exc).__name__}: {exc})")
-        self.log(f"[kanscale] {self.run_id} {status}: test_rmse={result.test_rmse:.3e} "
-                 f"n_params={result.n_params} ({result.wall_time_s:.1f}s) -> {self.run_dir}")
-        return result
-
-    def _train(self, tracker: Tracker, stop: StopRequest) -> None:
-        cfg = self.cfg
-        self.data = self._data()
-        self.model = build_initial_model(cfg, self.grids[0], self.dtype, self.device)
-        self.batch_generator = torch.Generator().manual_seed(cfg.seed)
+    def start(self, data: Dataset) -> None:
+        """The run's model as `cfg.seed` initialises it, or as its checkpoint left it."""
+        self.data, self.stages = data, []
+        self.model = build_initial_model(self.cfg, self.grids[0], self.dtype, self.device)
+        self.batch_generator = torch.Generator().manual_seed(self.cfg.seed)
+        self.rng_state = torch.get_rng_state()  # the global RNG state a checkpoint carries
         checkpoint = load_checkpoint(self.run_dir)
-        optimizer = None
         if checkpoint is not None:
-            optimizer = self._restore(checkpoint)
+            self.progress = Progress(**checkpoint.progress)
+            self.stages = list(checkpoint.stages)
+            load_state_resizing(self.model, checkpoint.model)
+            self.rng_state = checkpoint.torch_rng
+            self.batch_generator.set_state(checkpoint.batch_rng)
+            self.optimizer_state = checkpoint.optimizer
             self.log(f"[kanscale] {self.run_id} resuming at stage {self.progress.stage} "
                      f"step {self.progress.step_in_stage}")
-        p = self.progress
-        while p.stage < len(self.grids):
-            grid = self.grids[p.stage]
-            self.stage_ids = self.task.stage_indices(self.data, p.stage, len(self.grids))
-            if optimizer is None:
-                if p.stage > 0 and grid is not None and grid != self.grids[p.stage - 1]:
-                    family_of(cfg.model).extend_grid(self.model, grid, self._stage_inputs())
-                    self._count_forward(self._stage_inputs().shape[0], grid)
-                optimizer = self._optimizer(self.model)
-            while p.step_in_stage < cfg.train.steps_per_stage:
-                faults.before_step(p.global_step, self.config)  # tests only (KANSCALE_FAULT)
-                loss = self._step(optimizer, grid)
-                p.step_in_stage += 1
-                p.global_step += 1
-                if not math.isfinite(loss) or loss > cfg.train.max_loss:
-                    raise Diverged(f"train loss {loss} at step {p.global_step}")
-                if p.global_step % cfg.train.log_every == 0:
-                    tracker.log({"train_loss": loss, "test_loss": self._mse("test"),
-                                 "n_evals": p.n_evals, "train_flops": p.train_flops,
-                                 "grid": grid or 0}, step=p.global_step)
-                if stop.requested:
-                    self._save(optimizer)
-                    raise interrupted(stop, p.global_step)
-                if p.global_step % cfg.train.checkpoint_every == 0:
-                    self._save(optimizer)
-            self.stages.append(self._stage_record(grid))
-            self.log(f"[kanscale] {self.run_id} stage {p.stage} grid={grid} "
-                     f"test_rmse={self.stages[-1]['test_rmse']:.3e}")
-            p.stage += 1
-            p.step_in_stage = 0
-            optimizer = None
-            self._save(None)
 
-    def _step(self, optimizer: torch.optim.Optimizer, grid: Optional[int]) -> float:
-        cfg, p, data = self.cfg, self.progress, self.data
-        started, cpu_started = time.perf_counter(), cpu_time()
-        update_every = cfg.train.update_grid_every
-        if (grid is not None and update_every > 0  # every stage, as every pykan `fit` call
-                and p.step_in_stage % update_every == 0 and p.step_in_stage < cfg.train.update_grid_until):
-            inputs = self._stage_inputs()
-            family_of(cfg.model).update_grid(self.model, inputs)
-            self._count_forward(inputs.shape[0], grid)
-        x, y = self._batch()
-        flops_per_eval = self.task.evaluation_cost(counting.flops_forward(cfg.model, grid).total,
-                                                   x.shape[0])
-
-        def closure():
-            optimizer.zero_grad()
-            loss = self.task.loss(self.model, x, y, data)
-            loss.backward()
-            p.n_evals += 1
-            p.train_flops += flops_per_eval
-            return loss
-
-        loss = optimizer.step(closure)
-        p.wall_time_s += time.perf_counter() - started
-        p.cpu_time_s += cpu_time() - cpu_started
-        return float(loss.detach())
-
-    def _stage_inputs(self) -> torch.Tensor:
-        if self.stage_ids is None:
-            return self.data.train_input
-        return self.data.train_input[self.stage_ids]
-
-    def _batch(self):
-        """This step's training examples: the stage's examples, or a random batch of them."""
-        x, y = self.data.train_input, self.data.train_label
-        if self.stage_ids is not None:
-            x, y = x[self.stage_ids], y[self.stage_ids]
+    def batch(self, x: torch.Tensor, y: torch.Tensor):
+        """This step's training examples from the stage's (x, y): all, or a random batch drawn by
+        the run's own generator."""
         batch_size = self.cfg.optim.batch_size
         if batch_size == -1 or batch_size >= x.shape[0]:
             return x, y
         ids = torch.randperm(x.shape[0], generator=self.batch_generator)[:batch_size].to(x.device)
         return x[ids], y[ids]
 
-    def _count_forward(self, n_examples: int, grid: Optional[int]) -> None:
+    def count_forward(self, n_examples: int, grid: Optional[int]) -> None:
+        """A forward pass over n_examples outside the optimizer (grid update, extension)."""
         self.progress.train_flops += counting.flops_forward(self.cfg.model, grid).total * n_examples
 
+    # ----- records -----------------------------------------------------------------------
     @torch.no_grad()
     def _median_abs_error(self) -> float:
         prediction = self.task.predict(self.model, self.data.test_input)
@@ -316,7 +238,8 @@ class Trainer:
         y = getattr(self.data, f"{split}_label")
         return float(torch.mean((self.task.predict(self.model, x) - y) ** 2))
 
-    def _stage_record(self, grid: Optional[int]) -> Dict[str, Any]:
+    def stage_record(self, grid: Optional[int]) -> Dict[str, Any]:
+        """The record of the stage just finished, from the solo model (written back)."""
         p, model_cfg = self.progress, self.cfg.model
         train_mse, test_mse = self._mse("train"), self._mse("test")
         return StageResult(
@@ -329,28 +252,7 @@ class Trainer:
             test_median_abs_error=self._median_abs_error(),
             metrics=self.task.metrics(self.model, self.data, p.stage, len(self.grids))).__dict__
 
-    # ----- checkpoints ---------------------------------------------------------------------
-    def _save(self, optimizer: Optional[torch.optim.Optimizer]) -> None:
-        save_checkpoint(self.run_dir, Checkpoint(
-            progress=dict(self.progress.__dict__), stages=list(self.stages),
-            model=self.model.state_dict(),
-            optimizer=None if optimizer is None else optimizer.state_dict(),
-            torch_rng=torch.get_rng_state(), batch_rng=self.batch_generator.get_state()))
-
-    def _restore(self, checkpoint: Checkpoint) -> Optional[torch.optim.Optimizer]:
-        self.progress = Progress(**checkpoint.progress)
-        self.stages = list(checkpoint.stages)
-        load_state_resizing(self.model, checkpoint.model)
-        torch.set_rng_state(checkpoint.torch_rng)
-        self.batch_generator.set_state(checkpoint.batch_rng)
-        if checkpoint.optimizer is None:
-            return None
-        optimizer = self._optimizer(self.model)
-        optimizer.load_state_dict(checkpoint.optimizer)
-        return optimizer
-
-    # ----- the record --------------------------------------------------------------------------
-    def _record(self, status: str, error: Optional[str]) -> RunResult:
+    def record(self, status: str, error: Optional[str]) -> RunResult:
         cfg, p = self.cfg, self.progress
         final_grid = self.grids[min(p.stage, len(self.grids) - 1)]
         if self.stages:
@@ -366,9 +268,9 @@ class Trainer:
             metrics = self.task.metrics(self.model, self.data, len(self.grids) - 1, len(self.grids))
         finished = [s for s in self.stages if math.isfinite(s["test_rmse"])]
         best = min(finished, key=lambda s: s["test_rmse"]) if finished else None
-        data = getattr(self, "data", None)
         # ddof=0: the RMSE of the constant predictor mean(y), over all test labels and outputs
-        target_std = nan if data is None else float(data.test_label.double().std(correction=0))
+        target_std = nan if self.data is None else float(self.data.test_label.double().std(correction=0))
+        stack_size = p.stack_size or None
         return RunResult(
             run_id=self.run_id, status=status, error=error, experiment=cfg.experiment_name,
             family=cfg.model.family, task=cfg.task.name, seed=cfg.seed,
@@ -384,7 +286,270 @@ class Trainer:
             best_test_rmse=nan if best is None else best["test_rmse"],
             best_stage=None if best is None else best["stage"], test_target_std=target_std,
             test_median_abs_error=median_abs_error, stages=list(self.stages),
+            stack_size=stack_size,
+            time_measure=None if stack_size is None else "own" if stack_size == 1 else "share",
             metrics=metrics, config=self.config, **provenance())
+
+    # ----- checkpoints -------------------------------------------------------------------
+    def save(self, optimizer_state: Optional[Dict[str, Any]]) -> None:
+        """Checkpoint the solo model (write it back from the stack first) with the run's slice of
+        the optimizer state (None at a stage boundary: a new optimizer per stage)."""
+        save_checkpoint(self.run_dir, Checkpoint(
+            progress=dict(self.progress.__dict__), stages=list(self.stages),
+            model=self.model.state_dict(), optimizer=optimizer_state,
+            torch_rng=self.rng_state, batch_rng=self.batch_generator.get_state()))
+
+    # ----- the end -------------------------------------------------------------------------
+    def _tracker(self) -> Tracker:
+        cfg = self.cfg
+        return Tracker(cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity, self.run_id,
+                       cfg.experiment_name, self.run_dir, self.config)
+
+    def _send_history(self, tracker: Tracker) -> None:
+        for row in self.history:
+            tracker.log({key: value for key, value in row.items() if key != "_step"}, step=row["_step"])
+        self.history = []
+
+    def finish(self) -> RunResult:
+        """Write the record (RUN_DIR/result.json; error.log for a failure), then mirror it and the
+        logged rows to wandb. A wandb initialisation error makes the run a failed one."""
+        tracker = None
+        try:
+            tracker = self._tracker()
+        except Exception as exc:  # noqa: BLE001 - recorded as the run's failure
+            self.fail("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        if self.traceback:
+            (self.run_dir / "error.log").write_text(self.traceback)
+        result = self.record(self.status, self.error)
+        write_result(self.run_dir, result)
+        if tracker is not None:
+            try:  # the record on disk is the source of truth
+                self._send_history(tracker)
+                tracker.finish(result.to_dict(), exit_code=0 if self.status == "done" else 1)
+            except Exception as exc:  # noqa: BLE001
+                self.log(f"[kanscale] {self.run_id}: wandb failed ({type(exc).__name__}: {exc})")
+        packed = "" if result.stack_size in (None, 1) else f", in a stack of {result.stack_size}"
+        self.log(f"[kanscale] {self.run_id} {self.status}: test_rmse={result.test_rmse:.3e} "
+                 f"n_params={result.n_params} ({result.wall_time_s:.1f}s{packed}) -> {self.run_dir}")
+        return result
+
+    def finish_interrupted(self) -> None:
+        """After a stop request (the checkpoint is saved): the logged rows go to wandb, marked."""
+        try:
+            tracker = self._tracker()
+            self._send_history(tracker)
+            tracker.finish({"status": "interrupted"}, exit_code=1)
+        except Exception as exc:  # noqa: BLE001
+            self.log(f"[kanscale] {self.run_id}: wandb failed ({type(exc).__name__}: {exc})")
+
+
+def optimizer_of(cfg: DictConfig, params: List[torch.Tensor], members: List[Member]):
+    """One batched optimizer over stacked parameters (M, ...): L-BFGS with optim.lbfgs_rule
+    (pykan's `fit` by default), Adam or AdamW; learning rates and weight decays per member."""
+    opt = cfg.optim
+    lrs = [m.cfg.optim.lr for m in members]
+    if opt.name == "lbfgs":
+        return BatchedLBFGS(params, lr=lrs, max_iter=opt.max_iter, history_size=opt.history_size,
+                            line_search_fn=None if opt.line_search == "none" else opt.line_search,
+                            tolerance_grad=opt.tolerance_grad,
+                            tolerance_change=opt.tolerance_change, rule=opt.lbfgs_rule)
+    return BatchedAdam(params, lr=lrs, weight_decay=[m.cfg.optim.weight_decay for m in members],
+                       decoupled=opt.name == "adamw")
+
+
+class StackTrainer:
+    """THE training loop: the members of one stack (M >= 1 runs of one shape, on the same data)
+    trained together, stage by stage, with one batched optimizer.
+
+    Per stage: the stack is built from the members' solo models (the family's `stack`); a grid
+    schedule change extends every member's grid (pykan `refine`); then steps. Per step: failure
+    injection (harness.faults), grid update (every `update_grid_every` steps before
+    `update_grid_until`, every stage, as every pykan `fit` call), batch, the optimizer step on the
+    task's per-member losses, counting (each member its own evaluations), divergence test, logging,
+    the stop request and checkpoints. A stage ends with each member's stage record and checkpoint.
+    A member that fails or diverges is frozen (it holds its parameters, counts nothing) and the
+    others go on. Time is measured around each step and shared equally among the live members.
+    """
+
+    def __init__(self, members: List[Member], basis: str = "pp", log=print,
+                 stop: Optional[StopRequest] = None):
+        self.members, self.basis, self.log = members, basis, log
+        self.stop = stop if stop is not None else StopRequest()
+        first = members[0]
+        self.cfg, self.grids, self.task = first.cfg, first.grids, first.task
+
+    def train(self) -> None:
+        data = self.members[0].make_data()
+        for member in self.members:
+            member.start(data)
+        starts = {(m.progress.stage, m.progress.step_in_stage) for m in self.members}
+        assert len(starts) == 1, f"a stack's members start together, not at {sorted(starts)}"
+        for member in self.members:  # the widest stack a member trained in (a resume keeps it)
+            member.progress.stack_size = max(member.progress.stack_size, len(self.members))
+        for stage in range(self.members[0].progress.stage, len(self.grids)):
+            live = [m for m in self.members if m.alive]
+            if not live:
+                return
+            self.stage(live, stage, self.grids[stage])
+
+    def stage(self, live: List[Member], stage: int, grid: Optional[int]) -> None:
+        data = live[0].data  # the members share data and stage
+        stage_ids = self.task.stage_indices(data, stage, len(self.grids))
+        x_stage, y_stage = data.train_input, data.train_label
+        if stage_ids is not None:
+            x_stage, y_stage = x_stage[stage_ids], y_stage[stage_ids]
+        # pp-form splines are differentiated once (analytically); a loss with second input
+        # derivatives (PDE) takes the reference basis (plain autograd)
+        basis = "reference" if self.task.needs_second_derivatives else self.basis
+        family = family_of(self.cfg.model)
+        stacked = family.stack([m.model for m in live], basis)
+        resumed = live[0].optimizer_state
+        first_step = live[0].progress.step_in_stage
+        if resumed is None and stage > 0 and grid is not None and grid != self.grids[stage - 1]:
+            stacked.extend_grid(grid, x_stage)  # pykan `refine`, every member at once
+            if family.extension_refits:  # it evaluated the old model on the stage's inputs
+                for member in live:
+                    member.count_forward(x_stage.shape[0], grid)
+        self.optimizer = optimizer_of(self.cfg, trainable_parameters(stacked), live)
+        if resumed is not None:  # a mid-stage checkpoint (a stack of one)
+            self.optimizer.load_state_dict(resumed)
+            live[0].optimizer_state = None
+        batch_size = self.cfg.optim.batch_size
+        shared = batch_size == -1 or batch_size >= x_stage.shape[0]
+        n_batch = x_stage.shape[0] if shared else batch_size
+        flops_per_eval = self.task.evaluation_cost(counting.flops_forward(self.cfg.model, grid).total,
+                                                   n_batch)
+        train = self.cfg.train
+        update_every, update_until = int(train.update_grid_every), int(train.update_grid_until)
+        for step_in_stage in range(first_step, int(train.steps_per_stage)):
+            started, cpu_started = time.perf_counter(), cpu_time()
+            self._inject_failures(live)
+            if (grid is not None and family.updates_grid and update_every > 0  # every stage,
+                    and step_in_stage % update_every == 0 and step_in_stage < update_until):
+                alive = [j for j, m in enumerate(live) if m.alive]
+                if alive:
+                    stacked.update_grid_from_samples(x_stage, alive)  # as every pykan fit(update_grid=True)
+                for j in alive:
+                    live[j].count_forward(x_stage.shape[0], grid)
+            if shared:  # one tensor for the stage: a fused stack caches its basis
+                x, y = x_stage, y_stage
+            else:  # each member's own random batch, drawn by its own generator
+                batches = [m.batch(x_stage, y_stage) for m in live]
+                x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
+
+            def closure():
+                stacked.zero_grad()
+                losses = self.task.member_losses(stacked, x, y, data)  # (M,)
+                losses.sum().backward()  # member m's gradient is its own loss's
+                return losses.detach()
+
+            losses, evals = self.optimizer.step(closure)
+            self._account(live, losses, evals, flops_per_eval, time.perf_counter() - started,
+                          cpu_time() - cpu_started, grid)
+            self._test_losses(stacked, live)
+            self._checkpoints(stacked, live, step_in_stage + 1 == int(train.steps_per_stage))
+        self._each(live, lambda j, member: self._end_stage(stacked, j, member, grid))
+
+    def _checkpoints(self, stacked, live: List[Member], last_step: bool) -> None:
+        """At the end of a step: every member checkpoints on a stop request (then RunInterrupted),
+        and each on its own train.checkpoint_every (not at a stage's last step: its stage end
+        checkpoints)."""
+        if self.stop.requested:
+            self._each(live, lambda j, member: self._save(stacked, j, member))
+            for member in live:
+                member.finish_interrupted()
+            raise interrupted(self.stop, max(m.progress.global_step for m in live))
+        if not last_step:
+            due = [m for m in live if m.progress.global_step % m.checkpoint_every == 0]
+            self._each(live, lambda j, member: member in due and self._save(stacked, j, member))
+
+    def _save(self, stacked, j: int, member: Member) -> None:
+        stacked.write_member(j, member.model)
+        member.save(self.optimizer.state_dict(member=j))
+
+    def _inject_failures(self, live: List[Member]) -> None:
+        for j, member in enumerate(live):
+            if not member.alive:
+                continue
+            try:
+                faults.before_step(member.progress.global_step, member.config)  # tests only
+            except Exception as exc:  # noqa: BLE001 - a `fail:` fault fails this member only
+                member.fail("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+                self.optimizer.freeze(j)
+
+    def _account(self, live: List[Member], losses, evals, flops_per_eval: int, elapsed: float,
+                 cpu_elapsed: float, grid) -> None:
+        """Count each live member's step, test its loss for divergence, keep its log row. A step's
+        wall and CPU seconds are measured once around the batched step and shared equally among
+        the members alive in it (a stack of one: its own)."""
+        n_live = sum(m.alive for m in live)
+        for j, member in enumerate(live):
+            if not member.alive:
+                continue
+            p = member.progress
+            p.n_evals += evals[j]
+            p.train_flops += evals[j] * flops_per_eval
+            p.wall_time_s += elapsed / n_live
+            p.cpu_time_s += cpu_elapsed / n_live
+            p.step_in_stage += 1
+            p.global_step += 1
+            loss = losses[j]
+            if not math.isfinite(loss) or loss > member.max_loss:
+                member.fail("diverged", f"train loss {loss} at step {p.global_step}")
+                self.optimizer.freeze(j)
+            elif p.global_step % member.log_every == 0:
+                member.history.append({"_step": p.global_step, "train_loss": loss,
+                                       "test_loss": None, "n_evals": p.n_evals,
+                                       "train_flops": p.train_flops, "grid": grid or 0})
+
+    def _each(self, live: List[Member], action) -> None:
+        """action(j, member) for every live member; an exception fails that member only."""
+        for j, member in enumerate(live):
+            if member.alive:
+                try:
+                    action(j, member)
+                except Exception as exc:  # noqa: BLE001 - recorded as the member's failure
+                    member.fail("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+    def _end_stage(self, stacked, j: int, member: Member, grid) -> None:
+        stacked.write_member(j, member.model)
+        member.stages.append(member.stage_record(grid))
+        self.log(f"[kanscale] {member.run_id} stage {member.progress.stage} grid={grid} "
+                 f"test_rmse={member.stages[-1]['test_rmse']:.3e}")
+        member.progress.stage += 1
+        member.progress.step_in_stage = 0
+        member.save(None)
+
+    @torch.no_grad()
+    def _test_losses(self, stacked, live: List[Member]) -> None:
+        """Fill the test loss (MSE of `predict`) of this step's log rows, one batched evaluation."""
+        rows = [(j, m.history[-1]) for j, m in enumerate(live)
+                if m.alive and m.history and m.history[-1]["test_loss"] is None]
+        if not rows:
+            return
+        data = live[0].data
+        losses = member_mse(self.task.member_predict(stacked, data.test_input), data.test_label).tolist()
+        for j, row in rows:
+            row["test_loss"] = losses[j]
+
+
+def train_stack(members: List[Member], basis: str = "pp", log=print,
+                stop: Optional[StopRequest] = None) -> List[RunResult]:
+    """Train the members together and write each one's record; an error outside any one member
+    fails every member still training; RunInterrupted (a stop request, checkpoints saved) is
+    raised. -> one RunResult per member."""
+    for member in members:
+        faults.note_training(member.run_id)
+    try:
+        StackTrainer(members, basis, log, stop).train()
+    except RunInterrupted:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failing stack is recorded, never raised
+        trace = traceback.format_exc()
+        for member in members:
+            if member.alive:
+                member.fail("failed", f"{type(exc).__name__}: {exc}", trace)
+    return [member.finish() for member in members]
 
 
 def build_initial_model(cfg: DictConfig, first_grid: Optional[int], dtype: torch.dtype,

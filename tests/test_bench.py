@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness.bench.layers import LayerSize, main, parse_sizes
-from harness.config import KANConfig, MLPConfig
+from harness.bench.layers import LayerSize, basis_kan_configs, main, parse_sizes
+from harness.config import KANConfig, MLPConfig, SplineMLPConfig
 from harness.counting import flops_forward, n_params
 
 
@@ -43,6 +43,17 @@ def test_bench_tiny_json_matches_counting(tmp_path, capsys):
     assert results["mlp_matched"]["n_params"] == n_params(matched)
     # nearest hidden width: within half a hidden unit's parameters of the KAN layer
     assert abs(n_params(matched) - n_params(kan)) <= (size.in_features + size.out_features + 1) / 2
+    # the other families' rows: one layer each, charged harness.counting's figures
+    for name, cfg in basis_kan_configs(size).items():
+        assert results[name]["flops_fwd_bwd"] == 3 * flops_forward(cfg).total * size.batch
+        assert results[name]["n_params"] == n_params(cfg)
+        assert entry["ratios"][f"{name}_over_fast"] > 0
+    # the spline MLP's hidden layer is its [in, out, 1] network without the output Linear
+    spline = SplineMLPConfig(widths=[size.in_features, size.out_features, 1], grid=size.grid, k=size.k)
+    output_layer = MLPConfig(widths=[size.out_features, 1], activation="silu")
+    assert results["spline_mlp"]["n_params"] == n_params(spline) - n_params(output_layer)
+    assert results["spline_mlp"]["flops_fwd_bwd"] == \
+        3 * (flops_forward(spline).total - flops_forward(output_layer).total) * size.batch
     for res in results.values():
         assert res["gflops_per_s"] == pytest.approx(res["flops_fwd_bwd"] / res["median_ms"] / 1e6)
         assert res["peak_memory_bytes"] >= 0

@@ -14,7 +14,7 @@ import pytest
 import harness.train
 from harness.checkpoint import load_checkpoint
 from harness.stop import StopRequest
-from harness.train import RunInterrupted, Trainer, run
+from harness.train import RunInterrupted, StackTrainer, run
 from tests.helpers import ROOT, TINY, compose_config
 
 ARGS = [*TINY, "train.steps_per_stage=60", "train.grid_schedule=[3,5]", "train.checkpoint_every=5",
@@ -77,22 +77,21 @@ def test_resume_keeps_cpu_time_cumulative_and_the_start_load(tmp_path, monkeypat
     monkeypatch.setattr(harness.train, "load_avg_1min", lambda: next(loads))
     cfg = compose_config(["train.grid_schedule=[3,5]", "train.steps_per_stage=4",
                           "train.checkpoint_every=100", "model.widths=[2,2,1]"], tmp_path)
-    original_step = Trainer._step
+    original_account = StackTrainer._account
     stop = StopRequest()
 
-    def step_then_preempt(self, optimizer, grid):
-        loss = original_step(self, optimizer, grid)
-        if self.progress.global_step == 5:  # the 6th step, in the second stage: request a stop
+    def account_then_preempt(self, live, *args):
+        original_account(self, live, *args)
+        if live[0].progress.global_step == 6:  # the 6th step, in the second stage: request a stop
             stop.request("preempted")
-        return loss
 
-    monkeypatch.setattr(Trainer, "_step", step_then_preempt)
+    monkeypatch.setattr(StackTrainer, "_account", account_then_preempt)
     with pytest.raises(RunInterrupted, match="preempted at step 6"):
         run(cfg, log=lambda *_: None, stop=stop)
     progress = load_checkpoint(tmp_path / only_run_dir(tmp_path).name).progress
     assert (progress["global_step"], progress["cpu_time_s"], progress["load_avg_start"]) == (6, 1.5, 7.0)
 
-    monkeypatch.setattr(Trainer, "_step", original_step)
+    monkeypatch.setattr(StackTrainer, "_account", original_account)
     result = run(cfg, log=lambda *_: None)
     assert result.status == "done" and result.steps == 8
     assert [s["cpu_time_s"] for s in result.stages] == [1.0, 2.0]  # 0.25 s x steps so far

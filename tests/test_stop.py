@@ -98,8 +98,11 @@ def test_stop_from_another_thread_checkpoints_at_the_step_end_and_resumes_exactl
 
 
 def test_a_stop_request_stops_a_stack_at_the_end_of_its_step(tmp_path, monkeypatch):
-    """run_many checks the request where run() does; its members keep their stage-end
-    checkpoints, and the re-run finishes them."""
+    """run_many checks the request where run() does: every member checkpoints at the end of the
+    step (its model and its slice of the optimizer state), and the re-run resumes each alone to
+    the numbers of an uninterrupted packed run."""
+    cfgs = [compose_config([*ARGS, f"seed={seed}"], tmp_path / "reference") for seed in (0, 1)]
+    reference = run_many(cfgs, log=lambda *_: None)
     stop = StopRequest()
     original = harness.faults.before_step
 
@@ -109,13 +112,19 @@ def test_a_stop_request_stops_a_stack_at_the_end_of_its_step(tmp_path, monkeypat
         return original(step, config)
 
     monkeypatch.setattr(harness.faults, "before_step", hook)
-    cfgs = [compose_config([*ARGS, f"seed={seed}"], tmp_path) for seed in (0, 1)]
-    with pytest.raises(RunInterrupted, match="test stop at step 2 of stage 1 .stacked."):
+    cfgs = [compose_config([*ARGS, f"seed={seed}"], tmp_path / "stopped") for seed in (0, 1)]
+    with pytest.raises(RunInterrupted, match="test stop at step 6"):
         run_many(cfgs, log=lambda *_: None, stop=stop)
-    run_dirs = [d for d in tmp_path.iterdir() if not d.name.startswith(".")]
+    run_dirs = [d for d in (tmp_path / "stopped").iterdir() if not d.name.startswith(".")]
     assert len(run_dirs) == 2 and not any((d / "result.json").exists() for d in run_dirs)
-    assert [load_checkpoint(d).progress["global_step"] for d in run_dirs] == [4, 4]  # stage 0 end
+    checkpoints = [load_checkpoint(d) for d in run_dirs]
+    assert [c.progress["global_step"] for c in checkpoints] == [6, 6]  # the end of the step
+    assert all(c.optimizer is not None for c in checkpoints)
 
     monkeypatch.setattr(harness.faults, "before_step", original)
     results = run_many(cfgs, log=lambda *_: None)
     assert [(r.status, r.steps) for r in results] == [("done", 8), ("done", 8)]
+    for resumed, packed in zip(results, reference):
+        assert resumed.run_id == packed.run_id and resumed.test_rmse == packed.test_rmse
+        assert (resumed.n_evals, resumed.train_flops) == (packed.n_evals, packed.train_flops)
+        assert resumed.stack_size == 2 and resumed.time_measure == "share"

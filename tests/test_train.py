@@ -9,10 +9,10 @@ import torch
 
 from harness import counting
 from harness.config import ConfigError
-from harness.ensemble.batched_lbfgs import SoloLBFGS
+from harness.ensemble.batched_lbfgs import BatchedLBFGS
 from harness.results import read_result
 from harness.tasks import TASK_REGISTRY
-from harness.train import Trainer, resolved_dict, run
+from harness.train import Member, resolved_dict, run
 from tests.helpers import compose_config
 
 
@@ -44,7 +44,7 @@ def test_stages_record_grid_params_and_losses(tmp_path):
 def test_train_flops_count_the_passes_the_optimizer_ran(tmp_path, monkeypatch):
     """Count closure calls independently by wrapping LBFGS.step, then check train_flops."""
     calls = []
-    original = SoloLBFGS.step
+    original = BatchedLBFGS.step
 
     def counting_step(self, closure):
         def wrapped():
@@ -52,7 +52,7 @@ def test_train_flops_count_the_passes_the_optimizer_ran(tmp_path, monkeypatch):
             return closure()
         return original(self, wrapped)
 
-    monkeypatch.setattr(SoloLBFGS, "step", counting_step)
+    monkeypatch.setattr(BatchedLBFGS, "step", counting_step)
     cfg = compose_config(["model=mlp", "model.widths=[2,8,1]", "train.steps_per_stage=4"], tmp_path)
     result = run(cfg, log=lambda *_: None)
     assert result.n_evals == len(calls) > 4  # the line search evaluates more than once per step
@@ -159,20 +159,18 @@ def test_record_keeps_the_best_stage_beside_the_last(tmp_path):
     assert result.test_rmse == pytest.approx(rmses[-1], rel=1e-12)
 
 
-def unstarted_trainer(cfg, tmp_path) -> Trainer:
-    """A trainer whose run failed before building its model or data (train() sets model=None)."""
-    trainer = Trainer(cfg, resolved_dict(cfg), "x", tmp_path, lambda *_: None)
-    trainer.model = None
-    return trainer
+def unstarted_trainer(cfg, tmp_path) -> Member:
+    """A run that failed before building its model or data."""
+    return Member(cfg, resolved_dict(cfg), "x", tmp_path, lambda *_: None)
 
 
 def test_best_stage_skips_non_finite_and_is_none_without_stages(tmp_path):
     cfg = compose_config([], tmp_path)
     trainer = unstarted_trainer(cfg, tmp_path)
-    assert trainer._record("failed", "e").best_stage is None
+    assert trainer.record("failed", "e").best_stage is None
     stage = {"grid": 3, "test_rmse": 0.0}
     trainer.stages = [{**stage, "stage": i, "test_rmse": r} for i, r in enumerate([0.3, float("nan"), 0.1, 0.2])]
-    record = trainer._record("failed", "e")
+    record = trainer.record("failed", "e")
     assert (record.best_test_rmse, record.best_stage) == (0.1, 2)
 
 
@@ -182,7 +180,7 @@ def test_record_carries_the_std_of_the_test_targets(tmp_path):
     assert result.test_target_std == pytest.approx(independent_test_target_std(cfg), rel=1e-12)
     assert result.test_target_std > 0
     # a run that failed before any data still writes a record, with nan
-    failed = unstarted_trainer(cfg, tmp_path)._record("failed", "e")
+    failed = unstarted_trainer(cfg, tmp_path).record("failed", "e")
     assert math.isnan(failed.test_target_std) and math.isnan(failed.best_test_rmse)
 
 

@@ -1,4 +1,5 @@
-"""Forward+backward time of one layer: fast KAN, reference KAN, pykan and two MLP baselines.
+"""Forward+backward time of one layer: fast KAN, reference KAN, pykan, two MLP baselines, and one
+layer of each other family (spline-activation MLP, RBF, Chebyshev and Fourier KANs).
 
     python -m harness.bench.layers [--device cpu|cuda] [--dtype float32|float64] [--sizes default]
                             [--repeats 40] [--json out.json] [--compile]
@@ -7,6 +8,10 @@ Implementations are timed interleaved (A B C A B C ...) so that load from other 
 of them alike; the table reports medians. Every step is the forward, a backward with a fixed
 cotangent, and gradients for all parameters and for the input (a hidden layer's work; an input
 layer's with --no-input-grad). --threads sets torch.set_num_threads (default: torch's choice).
+
+The other families' rows get the B-spline layer's G + k functions per edge (per unit for the
+spline MLP): RBF G + k centres, Chebyshev degree G + k - 1, Fourier K = (G + k) // 2 frequencies
+(2K functions), so their rows compare layers of (nearly) the same parameter count.
 """
 from __future__ import annotations
 
@@ -21,10 +26,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from harness.config import KANConfig, MLPConfig
-from harness.counting import flops_train_evaluation, n_params
+from harness.config import ChebyKANConfig, FourierKANConfig, KANConfig, MLPConfig, RBFKANConfig
+from harness.counting import (BACKWARD_FACTOR, flops_train_evaluation, n_params,
+                              spline_mlp_layer_flops)
+from harness.models import build_model
 from harness.models.fast_kan import FastKANLayer
 from harness.models.kan import KANLayer
+from harness.models.spline_mlp import SplineActivation
 
 
 @dataclass(frozen=True)
@@ -95,12 +103,22 @@ def _pykan_layer(size: LayerSize, device, dtype) -> nn.Module:
     return _PykanAdapter(layer)
 
 
+def basis_kan_configs(size: LayerSize) -> Dict[str, object]:
+    """One layer of each other-basis KAN with the B-spline layer's G + k functions per edge
+    (Fourier: the nearest 2K), each family's default options."""
+    widths, n = [size.in_features, size.out_features], size.grid + size.k
+    return {"rbf_kan": RBFKANConfig(widths=widths, grid=n),
+            "cheby_kan": ChebyKANConfig(widths=widths, grid=n - 1),
+            "fourier_kan": FourierKANConfig(widths=widths, grid=max(1, n // 2))}
+
+
 @dataclass
 class Candidate:
     name: str
     model: nn.Module
     flops_cfg: object  # config whose harness.counting FLOPs this model is charged
     note: str = ""
+    flops_forward: Optional[int] = None  # per example, for a block no config describes alone
 
 
 def build_candidates(size: LayerSize, device, dtype, compile_fast: bool) -> tuple:
@@ -127,6 +145,18 @@ def build_candidates(size: LayerSize, device, dtype, compile_fast: bool) -> tupl
         Candidate("mlp_matched", mlp_matched, mlp_config(widths),
                   f"Linear(in,{hidden}) SiLU Linear({hidden},out): same parameter count"),
     ]
+    # the spline MLP's hidden layer: Linear(in, out), then a B-spline (+ w_b silu) per unit
+    spline_layer = nn.Sequential(nn.Linear(size.in_features, size.out_features),
+                                 SplineActivation(size.out_features, grid=size.grid, k=size.k))
+    spline_flops = spline_mlp_layer_flops(size.in_features, size.out_features, size.grid, size.k,
+                                          "silu", True).total
+    candidates.append(Candidate("spline_mlp", spline_layer, None,
+                                f"Linear(in,out) + B-spline per unit (G={size.grid}, k={size.k})",
+                                flops_forward=spline_flops))
+    for name, cfg in basis_kan_configs(size).items():
+        layer = build_model(cfg).layers[0]
+        candidates.append(Candidate(name, layer, cfg, f"{type(layer.basis).__name__}, "
+                                                      f"grid={cfg.grid}"))
     skipped = []
     try:
         candidates.insert(3, Candidate("pykan", _pykan_layer(size, device, dtype), kan_cfg,
@@ -223,7 +253,10 @@ def bench_size(size: LayerSize, device, dtype, repeats: int, compile_fast: bool,
             times[cand.name].append(time.perf_counter() - start)
     for cand in candidates:
         median_s = statistics.median(times[cand.name])
-        flops = flops_train_evaluation(cand.flops_cfg, size.batch)  # 3x forward, x batch
+        if cand.flops_forward is not None:  # 3x forward, x batch
+            flops = (1 + BACKWARD_FACTOR) * cand.flops_forward * size.batch
+        else:
+            flops = flops_train_evaluation(cand.flops_cfg, size.batch)
         entry = report.results.setdefault(cand.name, {})
         entry.update({
             "median_ms": 1e3 * median_s,
@@ -242,6 +275,8 @@ def bench_size(size: LayerSize, device, dtype, repeats: int, compile_fast: bool,
         report.ratios["pykan_over_fast"] = med["pykan"] / med["fast"]
     if "fast_compiled" in med:
         report.ratios["fast_compiled_over_mlp_matched"] = med["fast_compiled"] / med["mlp_matched"]
+    for name in ("spline_mlp", *basis_kan_configs(size)):
+        report.ratios[f"{name}_over_fast"] = med[name] / med["fast"]
     return report
 
 

@@ -8,7 +8,7 @@ operation, so a member's trajectory is its solo run's up to round-off.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -39,6 +39,32 @@ class BatchedAdam:
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.frozen = [False] * self.n_models
+
+    def state_dict(self, member: Optional[int] = None) -> dict:
+        """The whole state, or member `member`'s slice (the state of a stack of one)."""
+        rows = slice(None) if member is None else slice(member, member + 1)
+        return {"n_steps": self.n_steps, "lr": self.lr[rows], "weight_decay": self.weight_decay[rows],
+                "frozen": self.frozen[rows], "exp_avg": [t[rows].clone() for t in self.exp_avg],
+                "exp_avg_sq": [t[rows].clone() for t in self.exp_avg_sq]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Our state_dict, or torch.optim.Adam/AdamW's of the same parameters of a stack of one
+        (checkpoints written before the solo run trained through this optimizer)."""
+        if "param_groups" in state:  # torch's: per parameter index {step, exp_avg, exp_avg_sq}
+            per_param = [state["state"].get(i) for i in range(len(self.params))]
+            if all(entry is None for entry in per_param):
+                return
+            self.n_steps = int(float(per_param[0]["step"]))
+            self.exp_avg = [entry["exp_avg"].to(p).reshape(p.shape).clone()
+                            for entry, p in zip(per_param, self.params)]
+            self.exp_avg_sq = [entry["exp_avg_sq"].to(p).reshape(p.shape).clone()
+                               for entry, p in zip(per_param, self.params)]
+            return
+        self.n_steps = state["n_steps"]
+        self.lr, self.weight_decay = list(state["lr"]), list(state["weight_decay"])
+        self.frozen = list(state["frozen"])
+        self.exp_avg = [t.to(p).clone() for t, p in zip(state["exp_avg"], self.params)]
+        self.exp_avg_sq = [t.to(p).clone() for t, p in zip(state["exp_avg_sq"], self.params)]
 
     def freeze(self, member: int) -> None:
         """A failed or diverged member: its evaluations no longer count."""

@@ -101,10 +101,13 @@ class BatchedLBFGS:
     _STATE = ("lr", "frozen", "func_evals", "n_iter", "t", "prev_loss", "n_hist")
     _TENSORS = ("d", "prev_g", "s_hist", "y_hist", "rho", "h_diag")
 
-    def state_dict(self) -> dict:
-        state = {name: list(getattr(self, name)) for name in self._STATE}
+    def state_dict(self, member: Optional[int] = None) -> dict:
+        """The whole state, or member `member`'s slice of it (the state of a stack of one: what
+        a member's own checkpoint carries, so it resumes alone)."""
+        rows = slice(None) if member is None else slice(member, member + 1)
+        state = {name: list(getattr(self, name))[rows] for name in self._STATE}
         if self.d is not None:
-            state.update({name: getattr(self, name).clone() for name in self._TENSORS})
+            state.update({name: getattr(self, name)[rows].clone() for name in self._TENSORS})
         return state
 
     def load_state_dict(self, state: dict) -> None:

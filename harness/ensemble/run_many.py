@@ -1,28 +1,27 @@
 """`run_many(cfgs) -> List[RunResult]`: sweep points of one shape train together, stacked.
 
 Configs that differ only in seed, learning rate, weight decay, init noise or bookkeeping (name,
-results folder, wandb, divergence threshold, logging) form a group and train as
-one stacked ensemble (at most `max_members` per stack) with a batched optimizer
-(harness.ensemble.stack_trainer). Every member goes through the stages and grid updates of
-`harness.train.run`, counts its own evaluations and FLOPs, and gets its own record, run id,
-checkpoint at each stage end and result.json, made by the solo trainer's own record code on the
-member's solo model, so records are interchangeable with `run`'s. A failing or diverging member
-is recorded with its status while the others go on. Configs that cannot be grouped (a task with
-its own loss, a run with a checkpoint to resume from) go to `harness.train.run`; a stack
-interrupted between stage ends resumes member by member from their stage-end checkpoints.
+results folder, wandb, divergence threshold, logging, checkpoint interval) form a group and train
+as one stack (at most `max_members` per stack) through THE training loop,
+`harness.train.StackTrainer`, the loop `harness.train.run` runs as a stack of one. Every member
+goes through the same stages, grid updates, counting, checkpoints (mid-stage every
+train.checkpoint_every steps and on a stop request, with its slice of the optimizer state) and
+record code, and gets its own run id and result.json. A failing or diverging member is recorded
+with its status while the others go on. Configs that are not packed (a family without a fused
+stack, a task with its own loss, a run with a checkpoint to resume from) go to `run`, alone.
 
-Numbers: a member's trajectory does not depend on which or how many members share its stack
-(tests/test_ensemble.py), and matches a solo `run` up to round-off; LBFGS amplifies round-off, so
-after many iterations the two are equally good, not equal. wall_time_s and cpu_time_s are the
-stack's: measured around each batched step (wall clock; process CPU time, all threads) and
-shared equally among the members alive in that step. load_avg_start is taken when the stack's
-members are set up, load_avg_end when each record is made; best_test_rmse, best_stage and
-test_target_std come from the member's own stages and data, as for a solo run.
+Numbers: a run's numbers do not depend on what it was packed with, or whether it was packed:
+test_rmse, n_evals and train_flops equal to 1e-12 relative (tests/test_packing.py; in practice
+bitwise), since every member's computation (forward, backward, optimizer) is its own whatever M.
+Time: wall_time_s and cpu_time_s are measured around each batched step (wall clock; process CPU
+time, all threads) and shared equally among the members alive in that step. The record says how
+the run was executed, outside its run id: stack_size (the most runs it trained with, 1 = alone)
+and time_measure ("own" alone; "share" when its time is a share of a stack's). load_avg_start is
+taken when the stack's members are set up, load_avg_end when each record is made.
 """
 from __future__ import annotations
 
 import json
-import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -30,19 +29,16 @@ import torch
 
 from harness.checkpoint import load_checkpoint
 from harness.config import resolve, validate
-from harness.ensemble.stack_trainer import Member, StackTrainer
-from harness import claim, faults
-from harness.results import (Damaged, RunResult, load_record, move_aside, result_of, run_id_of,
-                             write_result)
+from harness import claim
+from harness.results import Damaged, RunResult, load_record, move_aside, result_of, run_id_of
 from harness.tasks.base import Task
-from harness.tracking import Tracker
 from harness.stop import StopRequest
-from harness.train import FINISHED, RunInterrupted, resolved_dict, run, to_config
+from harness.train import FINISHED, Member, resolved_dict, run, to_config, train_stack
 
 # Keys in which members of one stack may differ (dotted paths into the resolved config).
 PER_MEMBER_KEYS = ("seed", "optim.lr", "optim.weight_decay", "model.noise_scale", "experiment_name",
                    "results_root", "wandb", "train.max_loss", "train.log_every",
-                   "train.checkpoint_every")  # a stack checkpoints at stage ends only
+                   "train.checkpoint_every")
 
 
 def group_key(config: Dict[str, Any]) -> str:
@@ -58,33 +54,12 @@ def group_key(config: Dict[str, Any]) -> str:
 
 
 def groupable(cfg) -> bool:
-    """Stackable: a family that stacks (KAN, MLP) on a task whose training loss is the plain MSE."""
+    """Packed with others: a family with a fused stack (KAN, MLP) on a task whose training loss
+    is the plain per-member MSE (other runs train through the same loop, as stacks of one)."""
     from harness.models import family_of
     from harness.tasks import TASK_REGISTRY
     task = TASK_REGISTRY[cfg.task.name]
-    return family_of(cfg.model).stacks and type(task).loss is Task.loss
-
-
-def _finish(member: Member) -> RunResult:
-    """The member's record (the solo trainer's code), result.json and wandb run."""
-    t = member.trainer
-    if member.traceback:
-        (t.run_dir / "error.log").write_text(member.traceback)
-    result = t._record(member.status, member.error)
-    write_result(t.run_dir, result)
-    cfg = member.cfg
-    try:  # the record is written: a wandb error is reported, the record stands
-        tracker = Tracker(cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity, t.run_id,
-                          cfg.experiment_name, t.run_dir, t.config)
-        for row in member.history:
-            values = {key: value for key, value in row.items() if not key.startswith("_")}
-            tracker.log(values, step=row["_step"])
-        tracker.finish(result.to_dict(), exit_code=0 if member.status == "done" else 1)
-    except Exception as exc:  # noqa: BLE001
-        t.log(f"[kanscale] {t.run_id}: wandb failed ({type(exc).__name__}: {exc})")
-    t.log(f"[kanscale] {t.run_id} {member.status}: test_rmse={result.test_rmse:.3e} "
-          f"n_params={result.n_params} ({result.wall_time_s:.1f}s, stacked) -> {t.run_dir}")
-    return result
+    return family_of(cfg.model).stacks and type(task).member_losses is Task.member_losses
 
 
 def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp", max_members: int = 64,
@@ -96,9 +71,12 @@ def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp", max_members: int
     a checkpoint resume through `run`. The rest train stacked: one stack per group_key and
     at most `max_members` configs each (a stack's memory grows with its size).
 
-    `stop` (harness.stop), checked at the end of every step as `run` checks it: a stack stops
-    and raises RunInterrupted (its members resume from their stage-end checkpoints), a solo run
-    checkpoints and raises it; the points not started yet are left for the re-run.
+    `basis`: the fused KAN stack's spline path, "pp" (default) or "reference" (a task whose loss
+    differentiates twice in the inputs, the PDE, always trains with "reference").
+
+    `stop` (harness.stop), checked at the end of every step as `run` checks it: every member of
+    the stack checkpoints and RunInterrupted is raised; a re-run resumes each alone (a stack of
+    one) to the numbers it would have had; the points not started yet are left for the re-run.
     """
     stop = stop if stop is not None else StopRequest()
     prepared = []
@@ -137,7 +115,6 @@ def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp", max_members: int
                 results[i] = held
                 continue
             claims.append(held)
-            faults.note_training(run_id)
             member_of.append(i)
             members.append(Member(cfg, config, run_id, _run_dir(cfg, run_id), log))
         if not members:
@@ -146,9 +123,8 @@ def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp", max_members: int
             torch.set_num_threads(members[0].cfg.num_threads)
         try:
             with claim.Heartbeat(claims):
-                _train_members(members, basis, log, stop)
-                for i, member in zip(member_of, members):
-                    results[i] = _finish(member)
+                for i, result in zip(member_of, train_stack(members, basis, log, stop)):
+                    results[i] = result
         finally:
             for held in claims:
                 held.release()
@@ -183,17 +159,3 @@ def _claim(run_dir: Path, run_id: str, log):
 
 def _run_dir(cfg, run_id: str) -> Path:
     return Path(cfg.results_root) / run_id
-
-
-def _train_members(members: List[Member], basis: str, log, stop: StopRequest) -> None:
-    """Train a stack; an error outside any one member fails every member still running;
-    RunInterrupted (a stop request) is raised."""
-    try:
-        StackTrainer(members, basis, log, stop).train()
-    except RunInterrupted:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a failing stack is recorded, never raised
-        trace = traceback.format_exc()
-        for member in members:
-            if member.alive:
-                member.stop("failed", f"{type(exc).__name__}: {exc}", trace)

@@ -26,6 +26,7 @@ from harness.ensemble.kernels import MemberMatmul, PPSpline
 from harness.ensemble.stacked_mlp import StackedMLP
 from harness.models.kan import KAN, KANLayer, extend_layer_grids, update_layer_grids
 from harness.splines import BSpline
+from harness.tasks.base import member_mse
 from harness.splines.ppform import dense_basis, interval_origins, pp_conversion, spline_pp_coefficients
 from harness.splines.search import interval_search, locate
 
@@ -265,19 +266,14 @@ def stack(models: Sequence[nn.Module], basis: str = "pp") -> Stacked:
     return families.pop().stack(models, basis)
 
 
-def trainable_parameters(stacked: Stacked) -> List[nn.Parameter]:
+def trainable_parameters(stacked: nn.Module) -> List[nn.Parameter]:
     """Trainable parameters, each (M, ...), in the order of a solo model's parameters() (so a
-    member's flattened vector is laid out as torch's optimizers lay out the solo model's)."""
-    if isinstance(stacked, StackedMLP):
-        params = stacked.parameters_in_solo_order()
-    else:
-        params = list(stacked.parameters())
+    member's flattened vector is laid out as torch's optimizers lay out the solo model's): a
+    stack's `parameters_in_solo_order()` where it has one, else its parameters()."""
+    solo_order = getattr(stacked, "parameters_in_solo_order", None)
+    params = solo_order() if solo_order is not None else list(stacked.parameters())
     return [p for p in params if p.requires_grad]
 
 
-def member_losses(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-member MSE: prediction (M, B, out), target (B, out) or (M, B, out) -> (M,). Each
-    member's mean is a reduction over its own contiguous row (the same numbers whatever M)."""
-    squared = ((prediction - target) ** 2).contiguous()
-    return squared.view(squared.shape[0], -1).mean(-1)
-
+# Per-member MSE (the default training loss of a stack): the task module's, re-exported.
+member_losses = member_mse

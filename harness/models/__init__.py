@@ -12,9 +12,17 @@ from harness.models.family import (FAMILY_REGISTRY, Family, family_of,  # noqa: 
                                    family_of_model, register_family)
 from harness.models.kan_family import KANFamily
 from harness.models.mlp_family import MLPFamily
+from harness.models.spline_mlp_family import SplineMLPFamily
+from harness.models.rbf_kan_family import RBFKANFamily
+from harness.models.cheby_kan_family import ChebyKANFamily
+from harness.models.fourier_kan_family import FourierKANFamily
 
 register_family(KANFamily())
 register_family(MLPFamily())
+register_family(SplineMLPFamily())
+register_family(RBFKANFamily())
+register_family(ChebyKANFamily())
+register_family(FourierKANFamily())
 
 MODEL_REGISTRY = FAMILY_REGISTRY  # the older name
 

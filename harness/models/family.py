@@ -23,7 +23,14 @@ class Family:
     name: str = ""
     config_cls: type = object  # the dataclass its YAML extends (`defaults: [/schema_<name>]`)
     model_cls: Optional[type] = None  # the nn.Module `build` returns (stacking picks by it)
-    stacks: bool = False  # members can train as one stacked ensemble (harness/ensemble)
+    # run_many packs several runs of the family in one stack (a fused stack: KAN, MLP); every
+    # family trains through `stack` (a solo run is a stack of one), by default the member loop.
+    stacks: bool = False
+    # What grid changes cost, for train_flops: a grid update evaluates the model on the stage's
+    # inputs (pykan fit(update_grid=True)) only where the grid follows the samples; an extension
+    # evaluates it only where it refits (pykan `refine`), not where it pads coefficients exactly.
+    updates_grid: bool = False
+    extension_refits: bool = True
 
     @staticmethod
     def require(ok: bool, message: str) -> None:
@@ -64,7 +71,11 @@ class Family:
         """Refine onto `grid` intervals (pykan `refine`); nothing without a grid."""
 
     def stack(self, models: Sequence[nn.Module], basis: str = "pp") -> nn.Module:
-        raise TypeError(f"model.family={self.name!r} does not train as a stacked ensemble")
+        """M solo models as one module with stacked parameters (M, ...), x -> (M, B, d_out), with
+        write_member, update_grid_from_samples and extend_grid: by default a loop over the members'
+        solo modules (harness.ensemble.member_stack); `basis` is for fused stacks."""
+        from harness.ensemble.member_stack import MemberStack
+        return MemberStack(self, models)
 
 
 FAMILY_REGISTRY: Dict[str, Family] = {}

@@ -22,6 +22,7 @@ def _layer_class(implementation: str):
 
 class KANFamily(Family):
     name = "kan"
+    updates_grid = True
     config_cls = KANConfig
     model_cls = KAN
     stacks = True

@@ -63,6 +63,17 @@ class Task:
         """Training loss on a batch (x, y) of the training set: MSE."""
         return torch.mean((model(x) - y) ** 2)
 
+    def member_losses(self, stacked: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      data: Dataset) -> torch.Tensor:
+        """The training loss of each member of a model stack (harness.ensemble; a solo run is a
+        stack of one) on a batch: x (B, d_in) shared or (M, B, d_in), y likewise -> (M,). What the
+        trainer minimises: each member's loss must depend on its own output only. Default MSE."""
+        return member_mse(stacked(x), y)
+
+    def member_predict(self, stacked: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """`predict` for a model stack: x (B, d_in) -> (M, B, d_out)."""
+        return stacked(x)
+
     def predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         """What the record's RMSE and median error compare with the labels: the model's output
         (classification tasks: class probabilities)."""
@@ -81,6 +92,13 @@ class Task:
         """FLOPs of one training evaluation (loss + gradient) over n_examples, given the model's
         forward FLOPs per example: forward + backward = 3x forward (Kaplan et al. 2020, §2.1)."""
         return 3 * forward_flops * n_examples
+
+
+def member_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-member MSE: prediction (M, B, out), target (B, out) or (M, B, out) -> (M,). Each
+    member's mean is a reduction over its own contiguous row (the same numbers whatever M)."""
+    squared = ((prediction - target) ** 2).contiguous()
+    return squared.view(squared.shape[0], -1).mean(-1)
 
 
 def box(d_in: int, lo: float = -1.0, hi: float = 1.0) -> Tuple[Tuple[float, float], ...]:

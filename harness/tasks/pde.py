@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from harness.tasks import register
-from harness.tasks.base import Dataset, Task, box, make_dataset
+from harness.tasks.base import Dataset, Task, box, make_dataset, member_mse
 
 PI = np.pi
 
@@ -61,18 +61,20 @@ def boundary_points(n_per_side: int, dtype: torch.dtype = torch.float64,
 
 def gradient_and_laplacian(model: torch.nn.Module, x: torch.Tensor
                            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """u (B, 1), grad u (B, 2), Laplacian u (B, 1) by autograd, differentiable w.r.t. the parameters.
+    """u (..., B, 1), grad u (..., B, 2), Laplacian u (..., B, 1) by autograd, differentiable
+    w.r.t. the parameters; x (B, 2), or (M, B, 2) for a model stack (harness.ensemble).
 
-    Row i of the output depends only on row i of the input (no batch coupling in KAN or MLP), so the
-    gradient of the batch sum gives every point's own derivative.
+    Row i of the output depends only on row i of the input (no batch coupling in KAN or MLP, and
+    members of a stack are independent), so the gradient of the sum gives every point's own
+    derivative.
     """
     x = x.detach().requires_grad_(True)
-    u = model(x)  # (B, 1)
-    grad = torch.autograd.grad(u.sum(), x, create_graph=True)[0]  # (B, 2)
+    u = model(x)  # (..., B, 1)
+    grad = torch.autograd.grad(u.sum(), x, create_graph=True)[0]  # (..., B, 2)
     laplacian = torch.zeros_like(u)
-    for i in range(x.shape[1]):
-        second = torch.autograd.grad(grad[:, i].sum(), x, create_graph=True)[0]  # (B, 2)
-        laplacian = laplacian + second[:, i:i + 1]
+    for i in range(x.shape[-1]):
+        second = torch.autograd.grad(grad[..., i].sum(), x, create_graph=True)[0]  # (..., B, 2)
+        laplacian = laplacian + second[..., i:i + 1]
     return u, grad, laplacian
 
 
@@ -106,6 +108,18 @@ class PoissonTask(Task):
         interior = torch.mean((laplacian - source(x)) ** 2)
         boundary = torch.mean(model(data.extras["boundary_input"]) ** 2)
         return self.alpha * interior + boundary
+
+    def member_losses(self, stacked: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      data: Dataset) -> torch.Tensor:
+        """`loss` of each member of a model stack -> (M,): x (B, 2) is given to every member as
+        its own (M, B, 2) copy, so the input derivatives are per member."""
+        n_models = stacked.n_models
+        inputs = x.expand(n_models, *x.shape[-2:]) if x.dim() == 2 else x
+        _, _, laplacian = gradient_and_laplacian(stacked, inputs.contiguous())  # (M, B, 1)
+        residual = laplacian - source(inputs.reshape(-1, 2)).view(n_models, -1, 1)
+        boundary = stacked(data.extras["boundary_input"])  # (M, n_b, 1)
+        # §3.4: loss = alpha * L_i + L_b, per member
+        return self.alpha * member_mse(residual, 0.0) + member_mse(boundary, 0.0)
 
     def evaluation_cost(self, forward_flops: int, n_examples: int) -> int:
         """Our convention (each reverse pass costs 2x the graph it differentiates, Kaplan et al.

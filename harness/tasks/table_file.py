@@ -133,6 +133,9 @@ class TableFileTask(TableTask):
     def loss(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, data) -> torch.Tensor:
         raise TypeError("task table_file is trained through task_of(cfg.task), which reads the file")
 
+    def member_losses(self, stacked, x, y, data) -> torch.Tensor:
+        raise TypeError("task table_file is trained through task_of(cfg.task), which reads the file")
+
 
 TABLE_FILE = register(TableFileTask(
     "table_file", 0, 0, description="a user's CSV or parquet file: task.path, task.target_columns, "

@@ -190,6 +190,15 @@ class ClassificationTable(TableTask):
         """Mean cross-entropy -sum_c y_c log softmax(z)_c (multinomial log-loss; y one-hot)."""
         return F.cross_entropy(model(x), y)
 
+    def member_losses(self, stacked: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      data: Dataset) -> torch.Tensor:
+        """`loss` of each member of a model stack: logits (M, B, C) -> mean cross-entropy (M,)."""
+        log_probs = torch.log_softmax(stacked(x), dim=-1)
+        return -(y * log_probs).sum(-1).mean(-1)
+
+    def member_predict(self, stacked: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(stacked(x), dim=-1)
+
     def predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities softmax(logits) (n, C): what the record's RMSE compares with one-hot."""
         return torch.softmax(model(x), dim=1)

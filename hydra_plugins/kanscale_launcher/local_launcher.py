@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 class KanscaleLocalLauncherConf:
     _target_: str = "hydra_plugins.kanscale_launcher.local_launcher.KanscaleLocalLauncher"
     # > 0: points that differ only in seed, lr or init train together as stacked ensembles of at
-    # most `pack` models (harness.ensemble.run_many); each still gets its own record.
+    # most `pack` models (harness.ensemble.run_many); each still gets its own record, with the
+    # numbers it would have alone (stack_size and time_measure say how it ran).
     pack: int = 0
 
 
