@@ -129,7 +129,15 @@ def matched_of(config: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 
 
 def _strip(config: Dict[str, Any]) -> Dict[str, Any]:
-    return {key: value for key, value in config.items() if key not in RUN_ID_EXCLUDED_KEYS}
+    out = {key: value for key, value in config.items() if key not in RUN_ID_EXCLUDED_KEYS}
+    # Settings added after runs existed, at their neutral values (no budget match; lr_scale 1, which
+    # harness.config.resolve has already folded into lr), are left out, so those runs keep their ids.
+    if (out.get("match") or {}).get("by", "none") == "none":
+        out.pop("match", None)
+    optim = out.get("optim")
+    if isinstance(optim, dict) and optim.get("lr_scale", 1.0) == 1.0:
+        out["optim"] = {key: value for key, value in optim.items() if key != "lr_scale"}
+    return out
 
 
 def run_id_of(config: Dict[str, Any]) -> str:

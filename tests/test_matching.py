@@ -96,6 +96,13 @@ def test_matched_widths_are_in_the_run_id_and_resolving_twice_changes_nothing():
     assert run_id_of(other) == run_id_of(resolved_dict(by_params))
 
 
+def test_runs_without_a_match_keep_the_run_id_they_had_before_matching_existed():
+    cfg = resolved_dict(resolve(compose_config(["model=mlp", "task=toy_exp_sin"])))
+    before = {key: value for key, value in cfg.items() if key != "match"}
+    before["optim"] = {key: value for key, value in cfg["optim"].items() if key != "lr_scale"}
+    assert run_id_of(cfg) == run_id_of(before)
+
+
 def test_lr_scale_is_folded_into_lr():
     cfg = resolve(compose_config(["model=mlp", "optim=adam", "optim.lr_scale=3.0"]))
     assert (cfg.optim.lr, cfg.optim.lr_scale) == (pytest.approx(3e-3), 1.0)
