@@ -1,6 +1,8 @@
-"""The KAN paper's claims as data, each checked against the results table.
+"""The KAN paper's claims, and Yu et al.'s critique of them, as data, each checked against the results table.
 
-A claim is a sentence from Liu et al. 2024 (arXiv 2404.19756), the experiments that test it, the
+A claim is a sentence from Liu et al. 2024 (arXiv 2404.19756) or, for claims Y1-Y3, from Yu et al.
+2024 (arXiv 2407.16674: MLPs ahead on tables and vision, KANs only on symbolic formulas, and an
+MLP with B-spline activations closing that gap), the experiments that test it, the
 metric, and a verdict rule. `evaluate_all(runs, stages)` returns one Finding per claim and case
 (e.g. per toy function): what was measured, and two computed verdicts (never typed in): per
 parameter (the paper's axis) and per forward FLOP (a view the paper does not give), the latter
@@ -24,6 +26,7 @@ from analysis.fit_range import regime_check
 from analysis.fit_table import N_BOOT, FitSet, GroupFit, compute_fits, group_seed
 from analysis.frontier import usable
 from analysis.laws import MIN_SIZES
+from analysis.metrics import primary_loss, words
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 TOO_FEW, NOT_SCALING, NO_VIEW = "too few points", "not in the scaling regime", "-"
@@ -98,17 +101,30 @@ def front_verdict(comparison: FrontComparison) -> tuple:
     below = comparison.a_below
     if below is None:
         return INCONCLUSIVE, "the 95% interval of the front ratio contains 1"
-    return ((REPRODUCED, "KAN front below the MLP front (95% interval under 1)") if below else
-            (NOT_REPRODUCED, "KAN front above the MLP front (95% interval over 1)"))
+    a, b = family_name(comparison.a), family_name(comparison.b)
+    return ((REPRODUCED, f"{a} front below the {b} front (95% interval under 1)") if below else
+            (NOT_REPRODUCED, f"{a} front above the {b} front (95% interval over 1)"))
+
+
+def family_name(family: str) -> str:
+    """A family as the report writes it: KAN, MLP, spline MLP, RBF KAN, ..."""
+    return FAMILY_NAMES.get(family, family)
+
+
+FAMILY_NAMES = {"kan": "KAN", "mlp": "MLP", "spline_mlp": "spline MLP", "rbf_kan": "RBF KAN",
+                "cheby_kan": "Chebyshev KAN", "fourier_kan": "Fourier KAN"}
 
 
 def front_text(comparison: FrontComparison) -> str:
-    """"loss KAN/MLP 0.31 [0.29, 0.33] over n_params 40..640" or why there is no number."""
+    """"loss KAN/MLP 0.31 [0.29, 0.33] over n_params 40..640" or why there is no number (a loss
+    other than the test RMSE is named in words: "test error rate MLP/KAN ...")."""
+    loss = "loss" if comparison.loss == "test_rmse" else words(comparison.loss)
+    pair = f"{loss} {family_name(comparison.a)}/{family_name(comparison.b)}"
     if comparison.status != MEASURED:
-        return f"loss KAN/MLP: {comparison.status}" + (f" ({comparison.reason})" if comparison.reason else "")
+        return f"{pair}: {comparison.status}" + (f" ({comparison.reason})" if comparison.reason else "")
     ci = (f"[{comparison.ci_low:.3g}, {comparison.ci_high:.3g}]" if comparison.has_interval
           else "(no interval)")
-    return (f"loss KAN/MLP {comparison.ratio:.3g} {ci} over {axis_words(comparison.x)} "
+    return (f"{pair} {comparison.ratio:.3g} {ci} over {axis_words(comparison.x)} "
             f"{comparison.x_low:.3g}..{comparison.x_high:.3g}")
 
 
@@ -147,15 +163,17 @@ class ClaimFits:
         found = self.fits(claim, x, loss)
         return None if found is None else found.get(x, family=family, task=task)
 
-    def front(self, claim: "Claim", task: str, x: str, loss: str = "test_rmse") -> FrontComparison:
-        """KAN front against MLP front on one task, at matched x."""
-        key = (tuple(claim.experiments), task, x, loss)
+    def front(self, claim: "Claim", task: str, x: str, loss: str = "test_rmse", a: str = "kan",
+              b: str = "mlp") -> FrontComparison:
+        """Family a's front against family b's on one task, at matched x (loss a / loss b)."""
+        key = (tuple(claim.experiments), task, x, loss, a, b)
         if key not in self._fronts:
             rows = self.rows(claim)
             rows = rows[rows["task"] == task]
+            keys = {"task": task} if (a, b) == ("kan", "mlp") else {"task": task, "pair": f"{a}/{b}"}
             self._fronts[key] = compare_fronts(
-                rows[rows["family"] == "kan"], rows[rows["family"] == "mlp"], x=x, loss=loss,
-                n_boot=self.n_boot, seed=group_seed(self.seed, {"task": task}, x),
+                rows[rows["family"] == a], rows[rows["family"] == b], x=x, loss=loss, a=a, b=b,
+                n_boot=self.n_boot, seed=group_seed(self.seed, keys, x),
                 strata="n_params" if x in ("train_flops", TRAIN_FLOPS_YU) else None)
         return self._fronts[key]
 
@@ -379,20 +397,22 @@ def count_text(verdicts: Sequence[str]) -> str:
     return ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "none"
 
 
-def majority(verdicts: Sequence[str]) -> tuple:
+def majority(verdicts: Sequence[str], why_format: str = "KAN front below on {yes} of {n} "
+             "functions, above on {no}", cases: str = "functions") -> tuple:
     """Reproduced when the KAN front is below (interval excluding 1) on a majority of functions;
     not reproduced when no majority is possible even if every undecided function went the KAN's
     way; inconclusive in between. Fewer than 3 functions with a ratio: too few points (not in the
-    scaling regime when that is why on most functions)."""
+    scaling regime when that is why on most functions). Other claims (Yu et al.'s) pass their
+    own wording of the count (why_format with yes, no, n) and of the cases."""
     n = len(verdicts)
     below = sum(v == REPRODUCED for v in verdicts)
     against = sum(v == NOT_REPRODUCED for v in verdicts)
     measured = sum(v in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE) for v in verdicts)
-    why = f"KAN front below on {below} of {n} functions, above on {against}"
+    why = why_format.format(yes=below, no=against, n=n)
     if measured < 3:
         outside = sum(v == NOT_SCALING for v in verdicts)
         return (NOT_SCALING if outside > n / 2 else TOO_FEW,
-                f"{measured} functions with a front ratio (the majority rule needs 3)"
+                f"{measured} {cases} with a front ratio (the majority rule needs 3)"
                 + (f"; {outside} not in the scaling regime" if outside else ""))
     if below > n / 2:
         return REPRODUCED, why
@@ -424,11 +444,144 @@ def check_forgetting(claim, book) -> List[Finding]:
                     f"FLOPs/example: KAN {flops['kan']}, smallest MLP {flops['mlp']}", verdict, why)]
 
 
+# ----------------------------------------------------------------------------------------------
+# Yu et al. 2024 ("KAN or MLP: A Fairer Comparison", arXiv 2407.16674): families at matched
+# parameters and matched forward FLOPs (the fair_comparison experiments, harness/matching.py).
+# Each task is judged on its own loss-like metric (analysis.metrics.primary_loss: the test error
+# rate on classification tasks, the test RMSE on regression ones). The scaling-regime guard of the
+# KAN paper's claims does not apply: these claims compare two families at equal budgets, not a
+# slope, and a noisy table (diabetes) never reaches 10% of its target's spread.
+ML_TASKS = ("table_diabetes", "table_breast_cancer", "table_wine", "table_digits", "mnist1d")
+SUMMARY_CASES = ("all functions", "all tasks")  # a claim's majority over its cases
+
+
+def feynman_tasks(tasks: Sequence[str]) -> List[str]:
+    return [t for t in tasks if str(t).startswith("feynman_")]
+
+
+def ml_tasks(tasks: Sequence[str]) -> List[str]:
+    return [t for t in tasks if t in ML_TASKS]
+
+
+def _task_loss(claim: "Claim", book: ClaimFits, task: str) -> str:
+    rows = book.rows(claim)
+    return primary_loss(rows[rows["task"] == task])
+
+
+def _families_on(claim: "Claim", book: ClaimFits, task: str) -> set:
+    rows = book.rows(claim)
+    return set(rows[rows["task"] == task]["family"])
+
+
+def check_ahead(winner: str, loser: str, select: Callable[[Sequence[str]], List[str]]) -> Callable:
+    """Yu et al. claims (a) and (b): per task, the front ratio winner/loser at matched parameters
+    and at matched forward FLOPs (both conventions); reproduced where the winner's front is below
+    (95% interval under 1); then the majority over tasks, as claims 4/4f."""
+    def evaluate(claim, book):
+        per_task = []
+        for task in select(_tasks(claim, book)):
+            if not {winner, loser} <= _families_on(claim, book, task):
+                continue
+            loss = _task_loss(claim, book, task)
+            by_params = book.front(claim, task, "n_params", loss, winner, loser)
+            by_flops = {name: book.front(claim, task, column, loss, winner, loser)
+                        for name, column in FLOP_CONVENTIONS.items()}
+            verdict, why = front_verdict(by_params)
+            flop = {name: front_verdict(r) for name, r in by_flops.items()}
+            per_task.append(Finding(
+                claim.id, task, front_text(by_params),
+                "; ".join(f"{name}: {front_text(r)}" for name, r in by_flops.items()), verdict, why,
+                _ratio_numbers(by_params), **_flop_finding_parts(flop)))
+        return [_majority_finding(claim, per_task, f"{family_name(winner)} front below")] + per_task
+    return evaluate
+
+
+def _majority_finding(claim: "Claim", per_task: List[Finding], subject: str) -> Finding:
+    """The "all tasks" line: the majority rule over the per-task verdicts, per view."""
+    if not per_task:
+        return Finding(claim.id, "all tasks", "no task with both families", NO_VIEW, TOO_FEW,
+                       "no task has both families")
+    form = subject + " on {yes} of {n} tasks, not on {no}"
+    verdict, why = majority([f.verdict for f in per_task], form, "tasks")
+    flop = {"ours": majority([f.flop_verdict for f in per_task], form, "tasks"),
+            "Yu et al.": majority([f.flop_verdict_yu for f in per_task], form, "tasks")}
+    return Finding(claim.id, "all tasks", f"per parameter: {count_text([f.verdict for f in per_task])}",
+                   f"per FLOP (ours): {count_text([f.flop_verdict for f in per_task])}", verdict, why,
+                   {"n_tasks": len(per_task), "reproduced": sum(f.verdict == REPRODUCED for f in per_task)},
+                   **_flop_finding_parts(flop))
+
+
+def gap_verdict(gap: FrontComparison, closed: FrontComparison) -> tuple:
+    """Claim (c) on one task and axis. gap: KAN/MLP fronts; closed: spline MLP/KAN fronts. With
+    the MLP r = L_MLP / L_KAN = 1 / gap.ratio behind, the spline MLP closes at least half the gap
+    (in log loss) when L_spline / L_KAN <= sqrt(r): reproduced if the whole 95% interval of
+    spline MLP/KAN lies at or under sqrt(r), not reproduced if over it, else inconclusive; no KAN
+    lead over the MLP (gap not reproduced): inconclusive, nothing to close."""
+    gap_state, gap_why = front_verdict(gap)
+    if gap_state == TOO_FEW:
+        return TOO_FEW, f"KAN/MLP: {gap_why}"
+    if gap_state != REPRODUCED:
+        return INCONCLUSIVE, f"no gap to close: KAN front not below the MLP front ({gap_why})"
+    state, why = front_verdict(closed)
+    if state == TOO_FEW:
+        return TOO_FEW, f"spline MLP/KAN: {why}"
+    if not closed.has_interval:
+        return INCONCLUSIVE, f"spline MLP/KAN: no interval ({closed.reason})"
+    halfway = math.sqrt(1.0 / gap.ratio)
+    if closed.ci_high <= halfway:
+        return REPRODUCED, (f"spline MLP/KAN interval under {halfway:.3g} = sqrt(MLP/KAN): at least "
+                            "half the gap closed")
+    if closed.ci_low > halfway:
+        return NOT_REPRODUCED, (f"spline MLP/KAN interval over {halfway:.3g} = sqrt(MLP/KAN): less "
+                                "than half the gap closed")
+    return INCONCLUSIVE, f"spline MLP/KAN interval contains {halfway:.3g} = sqrt(MLP/KAN)"
+
+
+def gap_text(gap: FrontComparison, closed: FrontComparison) -> str:
+    """"MLP/KAN 3.1; spline MLP/KAN 1.4 [1.2, 1.6]: 70% of the gap closed" (log loss)."""
+    if gap.status != MEASURED or closed.status != MEASURED:
+        return f"{front_text(gap)}; {front_text(closed)}"
+    behind = 1.0 / gap.ratio
+    closed_fraction = (1.0 - math.log(closed.ratio) / math.log(behind)) if behind > 1 else float("nan")
+    share = f": {closed_fraction:.0%} of the gap closed" if closed_fraction == closed_fraction else ""
+    return f"MLP/KAN {behind:.3g}; {front_text(closed)}{share}"
+
+
+def check_gap_closed(claim, book) -> List[Finding]:
+    """Yu et al. claim (c): on the symbolic formulas the B-spline-activation MLP closes most of
+    the MLP's gap to the KAN, per parameter and per forward FLOP (gap_verdict); then the majority."""
+    per_task = []
+    for task in feynman_tasks(_tasks(claim, book)):
+        if not {"kan", "mlp", "spline_mlp"} <= _families_on(claim, book, task):
+            continue
+        loss = _task_loss(claim, book, task)
+
+        def pair(x):
+            return (book.front(claim, task, x, loss, "kan", "mlp"),
+                    book.front(claim, task, x, loss, "spline_mlp", "kan"))
+        verdict, why = gap_verdict(*pair("n_params"))
+        flop = {name: gap_verdict(*pair(column)) for name, column in FLOP_CONVENTIONS.items()}
+        gap, closed = pair("n_params")
+        numbers = {"mlp_over_kan": 1.0 / gap.ratio if gap.ratio else float("nan"),
+                   **{f"spline_{k}": v for k, v in _ratio_numbers(closed).items()}}
+        per_task.append(Finding(
+            claim.id, task, gap_text(gap, closed),
+            "; ".join(f"{name}: {gap_text(*pair(column))}" for name, column in FLOP_CONVENTIONS.items()),
+            verdict, why, numbers, **_flop_finding_parts(flop)))
+    return [_majority_finding(claim, per_task, "half the gap closed")] + per_task
+
+
 _FRONT_RULE = ("per function, the KAN/MLP front ratio (geometric mean over the common range, "
                "log-log interpolation, stratified bootstrap): reproduced if its 95% interval lies "
                "below 1, not reproduced if above, too few points under 4 sizes a front; over "
                "functions: reproduced if reproduced on a majority, not reproduced if a majority is "
                "out of reach; the per-FLOP view uses matched forward FLOPs")
+_FAIR = ("fair_comparison", "fair_comparison_quick")
+_YU_RULE = ("per task, the {a}/{b} front ratio at matched parameters (geometric mean over the "
+            "common range, stratified bootstrap): reproduced if its 95% interval lies below 1, not "
+            "reproduced if above, too few points under 4 sizes; over tasks: reproduced if reproduced "
+            "on a majority, not reproduced if a majority is out of reach; per FLOP the same at "
+            "matched forward FLOPs (ours; Yu et al.'s)")
 CLAIMS: List[Claim] = [
     Claim("1", "§3.1: KAN test RMSE scales as N^-4 with cubic splines (k = 3)",
           ("toy_scaling", "toy_scaling_quick"), "test RMSE vs parameters, KAN front",
@@ -460,6 +613,22 @@ CLAIMS: List[Claim] = [
     Claim("5", "§3.5: KANs avoid catastrophic forgetting; MLPs forget",
           ("continual", "continual_quick"), "RMSE on earlier regions after the last stage",
           "reproduced if every KAN forgets less than every MLP and below 0.1", check_forgetting),
+    Claim("Y1", "Yu et al. 2024 (arXiv 2407.16674) §4: at equal parameters or FLOPs, MLPs beat "
+                "KANs on machine-learning (tabular) and computer-vision tasks",
+          _FAIR, "fronts at matched parameters and forward FLOPs on the table tasks and MNIST-1D "
+          "(test error rate for classes, test RMSE for diabetes)",
+          _YU_RULE.format(a="MLP", b="KAN"), check_ahead("mlp", "kan", ml_tasks)),
+    Claim("Y2", "Yu et al. 2024 §4: KANs beat MLPs only on symbolic formula representation",
+          _FAIR, "test RMSE fronts at matched parameters and forward FLOPs on Feynman formulas",
+          _YU_RULE.format(a="KAN", b="MLP"), check_ahead("kan", "mlp", feynman_tasks)),
+    Claim("Y3", "Yu et al. 2024 §5: an MLP with learnable B-spline activations closes most of the "
+                "MLP's gap to the KAN on symbolic formulas",
+          _FAIR, "test RMSE fronts of the spline MLP, the KAN and the MLP on Feynman formulas",
+          "per formula where the KAN front is below the MLP's (r = MLP/KAN > 1): reproduced if the "
+          "95% interval of the spline MLP/KAN front ratio lies under sqrt(r) (at least half the "
+          "gap closed, in log loss), not reproduced if over, inconclusive otherwise or with no KAN "
+          "lead; over formulas the majority rule of claim 4; per FLOP the same at matched forward "
+          "FLOPs", check_gap_closed),
 ]
 
 

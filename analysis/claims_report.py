@@ -22,8 +22,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.claims import (CLAIMS, FLOP_CONVENTIONS, MIN_SIZES, NO_VIEW, TOY_TASKS, VERDICTS,  # noqa: E402
-                             Claim, ClaimFits, Finding, evaluate_all)
+from analysis.claims import (CLAIMS, FLOP_CONVENTIONS, MIN_SIZES, NO_VIEW, SUMMARY_CASES,  # noqa: E402
+                             TOY_TASKS, VERDICTS, Claim, ClaimFits, Finding, evaluate_all)
+from analysis.metrics import primary_loss  # noqa: E402
 from analysis.collect import load_records, runs_table, stages_table  # noqa: E402
 from analysis.errors import AnalysisError, run_cli  # noqa: E402
 from analysis.fit_table import N_BOOT, json_safe  # noqa: E402
@@ -34,8 +35,8 @@ from analysis.report import Table, budget_table, render  # noqa: E402
 
 
 QUICK_EXPERIMENTS = ("toy_scaling_quick", "special_functions_quick", "feynman_quick",
-                     "pde_poisson_quick", "continual_quick")
-REGENERATE = ("Regenerate (about 10 minutes on 2 CPU cores): `for e in "
+                     "pde_poisson_quick", "continual_quick", "fair_comparison_quick")
+REGENERATE = ("Regenerate (about 25 minutes on 2 CPU cores): `for e in "
               + " ".join(QUICK_EXPERIMENTS) + "; do python -m harness.run -m experiment=$e "
               "results_root=claims_results; done; python -m analysis.claims claims_results "
               "--out docs/claims`. The full sizes (drop `_quick`, add `launcher=slurm`) follow "
@@ -61,7 +62,7 @@ def case_table(findings: Sequence[Finding], with_flops: bool) -> Table:
 def summary_tables(findings: Sequence[Finding]) -> Tuple[Table, Table]:
     """Counts of verdicts over every case (per parameter; per FLOP under each convention), and one
     line per claim."""
-    cases = [f for f in findings if f.case != "all functions"]
+    cases = [f for f in findings if f.case not in SUMMARY_CASES]
     views = (("per parameter", lambda f: f.verdict), ("per FLOP (ours)", lambda f: f.flop_verdict),
              ("per FLOP (Yu et al.)", lambda f: f.flop_verdict_yu))
     counts = Table(["verdict"] + [name for name, _ in views],
@@ -70,7 +71,7 @@ def summary_tables(findings: Sequence[Finding]) -> Tuple[Table, Table]:
     per_claim = []
     for claim in CLAIMS:
         mine = [f for f in findings if f.claim == claim.id]
-        headline = [f for f in mine if f.case == "all functions"]
+        headline = [f for f in mine if f.case in SUMMARY_CASES]
         rows = headline or mine
         per_claim.append([claim.id, claim.paper_says,
                           "; ".join(f"**{f.verdict}**" if len(rows) == 1 else f"{f.case}: {f.verdict}"
@@ -112,7 +113,7 @@ def front_panels(book: ClaimFits, findings: Sequence[Finding], claim_id: str, x:
     claim = claim_by_id(claim_id)
     rows = book.rows(claim)
     panels = []
-    for f in (f for f in findings if f.claim == claim_id and f.case not in ("all functions", "-")):
+    for f in (f for f in findings if f.claim == claim_id and f.case not in (*SUMMARY_CASES, "-")):
         ratio = book.front(claim, f.case, x).ratio
         shown = f"{ratio:.2g}" if ratio == ratio else "-"
         panels.append((f"{f.case}: {getattr(f, which)} (KAN/MLP {shown})", rows[rows["task"] == f.case]))
@@ -131,7 +132,7 @@ def front_figure(book: ClaimFits, findings: Sequence[Finding], claim_id: str, x:
         return []
     paths = [save(fig, out / f"claim{claim_id}_fronts_vs_{x}.{fmt}")]
     claim = claim_by_id(claim_id)
-    cases = [f.case for f in findings if f.claim == claim_id and f.case not in ("all functions", "-")]
+    cases = [f.case for f in findings if f.claim == claim_id and f.case not in (*SUMMARY_CASES, "-")]
     ratios = [(title, book.front(claim, case, x)) for (title, _), case in zip(panels, cases)]
     try:
         paths.append(save(plot_ratio_grid(ratios, x, f"claim {claim_id}: front ratio KAN / MLP vs "
@@ -139,6 +140,31 @@ def front_figure(book: ClaimFits, findings: Sequence[Finding], claim_id: str, x:
                           out / f"claim{claim_id}_ratio_vs_{x}.{fmt}"))
     except AnalysisError:
         pass
+    return paths
+
+
+YU_FAMILIES = {"Y1": ("mlp", "kan"), "Y2": ("kan", "mlp"), "Y3": ("kan", "mlp", "spline_mlp")}
+
+
+def yu_front_figures(book: ClaimFits, findings: Sequence[Finding], claim_id: str, x: str, out: Path,
+                     fmt: str, which: str) -> List[Path]:
+    """Yu et al.'s claims: a panel per task with the fronts of the claim's families vs x, titled
+    with the task's verdict; one figure per loss (test error rate for classes, test RMSE)."""
+    claim = claim_by_id(claim_id)
+    rows = book.rows(claim)
+    rows = rows[rows["family"].isin(YU_FAMILIES[claim_id])]
+    by_loss = {}
+    for f in (f for f in findings if f.claim == claim_id and f.case not in (*SUMMARY_CASES, "-")):
+        task_rows = rows[rows["task"] == f.case]
+        by_loss.setdefault(primary_loss(task_rows), []).append(
+            (f"{f.case}: {getattr(f, which)}", task_rows))
+    paths = []
+    for loss, panels in sorted(by_loss.items()):
+        try:
+            fig = plot_front_grid(panels, x, loss, f"claim {claim_id}: Pareto fronts vs {axis_label(x)}")
+        except AnalysisError:
+            continue
+        paths.append(save(fig, out / f"claim{claim_id}_{loss}_fronts_vs_{x}.{fmt}"))
     return paths
 
 
@@ -207,6 +233,9 @@ def claim_figures(book: ClaimFits, findings: Sequence[Finding], claim_id: str, o
     if claim_id in ("4", "4f"):
         return (front_figure(book, findings, claim_id, "n_params", out, fmt, "verdict")
                 + front_figure(book, findings, claim_id, ours, out, fmt, "flop_verdict"))
+    if claim_id in YU_FAMILIES:
+        return (yu_front_figures(book, findings, claim_id, "n_params", out, fmt, "verdict")
+                + yu_front_figures(book, findings, claim_id, ours, out, fmt, "flop_verdict"))
     if claim_id == "3":
         return pde_figure(stages, out, fmt)
     if claim_id == "5":
@@ -257,7 +286,11 @@ def build_claims_report(results_root: Path, out_dir: Path, n_boot: int = N_BOOT,
             "Verdicts over every case (a case is one function or one setting). Per parameter is the "
             "paper's axis; per FLOP is the same rule at matched forward FLOPs (training FLOPs for "
             "claim 2w), under our FLOP convention and under Yu et al.'s (2024). A verdict needs "
-            f"at least {MIN_SIZES} sizes per fitted curve (else too few points).",
+            f"at least {MIN_SIZES} sizes per fitted curve (else too few points). Claims 1-5 are "
+            "the KAN paper's (Liu et al. 2024); Y1-Y3 are Yu et al. 2024's critique (\"KAN or MLP: "
+            "A Fairer Comparison\"), tested by the fair_comparison experiments at matched "
+            "parameters and forward FLOPs, each task on its own metric (test error rate for "
+            "classification, test RMSE for regression).",
             counts, per_claim]),
         ("Setup", [REGENERATE, f"Results: `{results_root}`; {len(runs)} runs, {len(stages)} stage rows; "
                    f"{n_boot} bootstrap resamples (runs resampled within each size), seed {seed}. "

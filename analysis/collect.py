@@ -21,6 +21,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 import pandas as pd
 
 from analysis.errors import CollectError, run_cli
+from analysis.metrics import with_error_rates
 from harness.results import (RESULT_FILE, Damaged, RunResult, StageResult,  # stdlib only, no torch
                              load_record)
 
@@ -144,13 +145,23 @@ def _frame(rows: List[Dict[str, Any]], columns: List[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns + extra)
 
 
+def matched_columns(record: Mapping[str, Any]) -> Dict[str, Any]:
+    """The record's `matched` field (harness/matching.py) as columns: matched_by (params, flops,
+    flops_yu2024; None when not matched), matched_ratio and matched_reference_value."""
+    matched = record.get("matched") or {}
+    return {"matched_by": matched.get("by"), "matched_ratio": matched.get("ratio"),
+            "matched_reference_value": matched.get("reference_value")}
+
+
 def runs_table(records: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     """One row per run: RunResult fields flat, config as JSON, widths as "2-5-1", depth, n_stages;
-    dict fields (metrics) as one column per key, "metrics.<key>"."""
-    skip = ("stages", "config", *_RUN_DICTS)
+    dict fields (metrics) as one column per key, "metrics.<key>"; test_error_rate and
+    train_error_rate (1 - accuracy, classification: analysis.metrics); matched_* (matched_columns)."""
+    skip = ("stages", "config", "matched", *_RUN_DICTS)
     rows = []
     for record in records:
         row = {name: record.get(name) for name in RUN_FIELDS if name not in skip}
+        row.update(matched_columns(record))
         widths = record.get("widths")
         row["widths"] = widths_str(widths)
         row["depth"] = None if widths is None else len(widths) - 1
@@ -158,12 +169,14 @@ def runs_table(records: Iterable[Dict[str, Any]]) -> pd.DataFrame:
         row["config"] = json.dumps(record.get("config") or {}, sort_keys=True)
         row["source"] = record.get("source")
         rows.append({**row, **_flatten(record, _RUN_DICTS)})
-    columns = [c for c in RUN_FIELDS if c not in ("stages", *_RUN_DICTS)]
-    return _frame(rows, columns + ["depth", "n_stages", "source"])
+    columns = [c for c in RUN_FIELDS if c not in ("stages", "matched", *_RUN_DICTS)]
+    return with_error_rates(_frame(rows, columns + ["depth", "n_stages", "source", "matched_by",
+                                                    "matched_ratio", "matched_reference_value"]))
 
 
 def stages_table(records: Iterable[Dict[str, Any]]) -> pd.DataFrame:
-    """One row per (run, stage); a run without stages contributes one row of its final values."""
+    """One row per (run, stage); a run without stages contributes one row of its final values.
+    Error rates and matched_by as in runs_table."""
     stage_columns = [name for name in STAGE_FIELDS if name not in _STAGE_DICTS]
     rows = []
     for record in records:
@@ -171,13 +184,14 @@ def stages_table(records: Iterable[Dict[str, Any]]) -> pd.DataFrame:
         run_cols = {name: record.get(name) for name in STAGE_RUN_COLUMNS}
         run_cols["widths"] = widths_str(widths)
         run_cols["depth"] = None if widths is None else len(widths) - 1
+        run_cols["matched_by"] = matched_columns(record)["matched_by"]
         stages = record.get("stages") or [
             {**{name: record.get(name) for name in STAGE_FIELDS}, "stage": 0,
              "step": record.get("steps")}]
         for stage in stages:
             rows.append({**run_cols, **{name: stage.get(name) for name in stage_columns},
                          **_flatten(stage, _STAGE_DICTS)})
-    return _frame(rows, list(STAGE_RUN_COLUMNS) + stage_columns)
+    return with_error_rates(_frame(rows, list(STAGE_RUN_COLUMNS) + ["matched_by"] + stage_columns))
 
 
 def _with_damaged(table: pd.DataFrame, records: Iterable[Dict[str, Any]]) -> pd.DataFrame:

@@ -28,6 +28,7 @@ import pandas as pd
 from analysis.bootstrap import runs_per_stratum, stratified_counts, stratum_column
 from analysis.frontier import front_mask, usable
 from analysis.laws import MIN_SIZES, FitResult, t_quantile
+from analysis.metrics import loss_like
 
 MEASURED, OUTSIDE, TOO_FEW = "measured", "outside the measured range", "too few sizes"
 N_GRID = 50  # log-spaced x values at which two fronts are compared
@@ -249,6 +250,7 @@ def compare_fronts(rows_a: pd.DataFrame, rows_b: pd.DataFrame, x: str = "n_param
     non-finite rows are dropped): L_a / L_b at matched `x` (module docstring). strata: the column
     resampled within (default analysis.bootstrap.stratum_column(x), n_params for train_flops)."""
     strata = strata or stratum_column(x)
+    loss = loss_like(loss)  # an accuracy is compared as its error rate (analysis.metrics)
     data = {}
     for name, rows in ((a, rows_a), (b, rows_b)):
         kept, _ = usable(rows, x, loss)

@@ -27,10 +27,14 @@ from analysis.errors import AnalysisError, FitError
 from analysis.fit_range import RANGE_RULES, FitRange, Regime, fit_range, regime_check
 from analysis.frontier import POINTS, front_mask, usable
 from analysis.laws import FitResult, fit_runs
+from analysis.metrics import loss_like
 
 X_COLUMNS = ("n_params", "flops_forward", "flops_forward_yu2024", "train_flops", "cpu_time_s",
              "wall_time_s")  # per second: CPU time (load-independent); wall time kept for reference
-LOSS_COLUMNS = ("test_rmse", "test_mse", "test_median_abs_error", "train_rmse")
+# test_error_rate / train_error_rate: 1 - accuracy (classification; analysis.metrics); a fit asked
+# for an accuracy (metrics.test_accuracy) fits its error rate.
+LOSS_COLUMNS = ("test_rmse", "test_mse", "test_median_abs_error", "train_rmse", "test_error_rate",
+                "train_error_rate")
 CLI_FORMS = ("power", "floor")
 N_BOOT = 400  # default resamples: enough for a 95% percentile interval, fast enough for reports
 FITTED, TOO_FEW, NOT_IN_REGIME, NOT_FITTED = ("fitted", "too few points",
@@ -124,8 +128,10 @@ def fit_groups(stages: pd.DataFrame, x: str = "n_params", loss: str = "test_rmse
     """One GroupFit per group of `by` for one x (see compute_fits for a whole fit table).
 
     fit_range_rule "paper" applies analysis.fit_range's rules; "all" fits every frontier point.
-    fit_kwargs go to analysis.laws.fit_runs (e.g. min_sizes, n_starts).
+    fit_kwargs go to analysis.laws.fit_runs (e.g. min_sizes, n_starts). A higher-is-better `loss`
+    (an accuracy) is fitted as its error rate (analysis.metrics.loss_like).
     """
+    loss = loss_like(loss)
     for column in list(by) + [x, loss]:
         if column not in stages.columns:
             raise AnalysisError(f"column {column!r} is not in the stage table: use one of "
@@ -215,6 +221,7 @@ def compute_fits(stages: pd.DataFrame, xs: Sequence[str] = ("n_params",), loss: 
                  **fit_kwargs) -> FitSet:
     """All fits of a stage table: per x in xs, per group of `by` (fit_groups). Each group's
     bootstrap seed is group_seed(seed, keys, x), so a group's numbers do not depend on the others."""
+    loss = loss_like(loss)
     groups = tuple(g for x in xs for g in fit_groups(
         stages, x=x, loss=loss, by=by, form=form, points=points, n_boot=n_boot, seed=seed,
         progress=progress, fit_range_rule=fit_range_rule, **fit_kwargs))

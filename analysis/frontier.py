@@ -2,7 +2,8 @@
 
 A point is on the frontier when no other point of its group has x <= its x and a lower loss: the
 best loss reached at each size, kept only while it improves on every smaller size (the "compute
-efficient frontier" of Kaplan et al. 2020, arXiv 2001.08361, Fig. 1/§6, applied to any x).
+efficient frontier" of Kaplan et al. 2020, arXiv 2001.08361, Fig. 1/§6, applied to any x). For a
+higher-is-better column (an accuracy, analysis.metrics) the front keeps the highest value instead.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.metrics import HIGHER, better
 
 POINTS = ("frontier", "all")
 
@@ -31,13 +33,15 @@ def usable(stages: pd.DataFrame, x: str, loss: str) -> Tuple[pd.DataFrame, Dict[
 
 
 def pareto_frontier(points: pd.DataFrame, x: str, loss: str, by: Sequence[str] = ()) -> pd.DataFrame:
-    """Per group of `by`, the non-dominated points: best loss at each x, strictly improving with x."""
+    """Per group of `by`, the non-dominated points: best loss at each x, strictly improving with x
+    (best = highest for a higher-is-better column such as an accuracy)."""
     if points.empty:
         return points
     groups = points.groupby(list(by), sort=False, dropna=False) if by else [((), points)]
+    sign = -1.0 if better(loss) == HIGHER else 1.0
     keep = []
     for _, group in groups:
-        xs, ls = group[x].to_numpy(float), group[loss].to_numpy(float)
+        xs, ls = group[x].to_numpy(float), sign * group[loss].to_numpy(float)
         keep.extend(group.index[front_mask(xs, ls, np.ones((1, len(group)), bool))[0]])
     return points[points.index.isin(keep)]
 

@@ -19,6 +19,7 @@ import seaborn as sns  # noqa: E402
 
 from analysis.errors import AnalysisError, run_cli  # noqa: E402
 from analysis.frontier import usable  # noqa: E402
+from analysis.metrics import WORDS, words  # noqa: E402
 
 FORMATS = ("png", "svg", "pdf")
 GRID_REFERENCE_EXPONENT = 4  # cubic splines: error ~ G^-(k+1) = G^-4 (Liu et al. 2024, Eq. 2.16)
@@ -27,15 +28,13 @@ X_LABELS = {"n_params": "parameters", "flops_forward": "forward FLOPs per exampl
             "train_flops": "training FLOPs", "train_flops_yu2024": "training FLOPs (Yu et al. 2024)",
             "wall_time_s": "wall-clock training time (s)", "cpu_time_s": "CPU training time (s)",
             "grid": "grid intervals G"}
-LOSS_LABELS = {"test_rmse": "test RMSE", "train_rmse": "train RMSE", "test_mse": "test MSE",
-               "test_median_abs_error": "median absolute test error",
-               "metrics.l2_sq": "squared l2 error", "metrics.forgetting": "RMSE on earlier regions"}
+LOSS_LABELS = WORDS  # losses and metrics in words (analysis.metrics)
 PANEL_SIZE = (4.2, 3.3)  # inches per facet
 
 
 def axis_label(column: str) -> str:
-    """Axis label in words for a table column."""
-    return X_LABELS.get(column) or LOSS_LABELS.get(column) or column.replace("_", " ")
+    """Axis label in words for a table column ("test error rate", analysis.metrics.words)."""
+    return X_LABELS.get(column) or LOSS_LABELS.get(column) or words(column)
 
 
 def tidy_log_axes(ax) -> None:

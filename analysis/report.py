@@ -2,7 +2,7 @@
 exchange rates (only inside the measured ranges) and facet-grid figures, as report.md and a
 self-contained report.html (the same Markdown rendered by markdown-it-py, figures embedded).
 
-CLI: python -m analysis.report RESULTS_ROOT --out DIR [--n-boot N] [--loss test_rmse]
+CLI: python -m analysis.report RESULTS_ROOT --out DIR [--n-boot N] [--loss auto|test_rmse|...]
          [--form power|floor] [--points frontier|all] [--fit-range paper|all] [--x n_params,...]
          [--format png|svg|pdf]
 """
@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -25,8 +25,10 @@ from analysis.collect import load_records, runs_table, stages_table
 from analysis.errors import AnalysisError, run_cli
 from analysis.exchange import MEASURED, exchange_table
 from analysis.fit_range import RANGE_RULES
-from analysis.fit_table import LOSS_COLUMNS, N_BOOT, X_COLUMNS, compute_fits, json_safe, print_progress
+from analysis.fit_table import (LOSS_COLUMNS, N_BOOT, X_COLUMNS, FitSet, compute_fits, json_safe,
+                                print_progress)
 from analysis.frontier import POINTS, usable
+from analysis.metrics import loss_like, losses_by_task, words
 from analysis.plots import FORMATS, make_figures
 
 REPORT_X = ("n_params", "flops_forward", "train_flops", "cpu_time_s")  # per second = CPU time
@@ -100,23 +102,24 @@ def _range_text(g) -> str:
 
 def fit_rows(group_fits) -> Table:
     """family x task x X: alpha, its 95% CI (none from fewer than 4 sizes), E (floor form) and A,
-    the fit range with the points left out and why, and the fit's status."""
+    the fit range with the points left out and why, the fit's status, and the loss L in words."""
     rows = []
     for g in group_fits:
         keys = [str(v) for v in g.keys.values()]
         status = g.status if g.reason is None else f"{g.status}: {g.reason}"
         if g.fit is None:
-            rows.append(keys + [g.x, "", "", "", "", str(g.n_points), _range_text(g), status])
+            rows.append(keys + [g.x, "", "", "", "", str(g.n_points), _range_text(g), status,
+                                words(g.loss)])
             continue
         p = g.fit.params
         alpha = p["alpha"]
         ci = (f"[{alpha.ci_low:.3f}, {alpha.ci_high:.3f}]" if g.fit.has_interval else "no interval")
         rows.append(keys + [g.x, f"{alpha.estimate:.3f}", ci, f"{_num(p['A'].estimate)}",
                             _num(p["E"].estimate) if "E" in p else "-", str(g.n_points),
-                            _range_text(g), status])
+                            _range_text(g), status, words(g.loss)])
     header = list(group_fits[0].keys) if len(group_fits) else []
     return Table(header + ["x", "alpha", "alpha 95% CI", "A", "E", "points fitted", "fit range",
-                           "status"], rows)
+                           "status", "L"], rows)
 
 
 def exchange_rows(rates) -> Table:
@@ -235,7 +238,19 @@ def render(sections: List[Tuple[str, List]], out_dir: Path, title: str) -> Tuple
     return md_path, html_path
 
 
-def build_report(results_root: Path, out_dir: Path, loss: str = "test_rmse", form: str = "power",
+def loss_parts(stages: pd.DataFrame, loss: str) -> Dict[str, pd.DataFrame]:
+    """loss column -> the stage rows fitted on it. `auto`: each task's primary loss
+    (analysis.metrics: the test error rate on classification tasks, else the test RMSE); any other
+    value: its loss-like form (an accuracy's error rate) on every row."""
+    if loss != "auto":
+        return {loss_like(loss): stages}
+    by_task = losses_by_task(stages)
+    names = sorted(set(by_task.values())) or ["test_rmse"]
+    return {name: stages[stages["task"].map(by_task) == name] if len(names) > 1 else stages
+            for name in names}
+
+
+def build_report(results_root: Path, out_dir: Path, loss: str = "auto", form: str = "power",
                  points: str = "frontier", xs: Sequence[str] = REPORT_X, n_boot: int = N_BOOT,
                  seed: int = 0, fmt: str = "png", reference: str = "mlp",
                  progress=print_progress, fit_range_rule: str = "paper") -> Tuple[Path, Path]:
@@ -248,15 +263,25 @@ def build_report(results_root: Path, out_dir: Path, loss: str = "test_rmse", for
     runs, stages = runs_table(records), stages_table(records)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fits = compute_fits(stages, xs=xs, loss=loss, form=form, points=points,
-                        fit_range_rule=fit_range_rule, n_boot=n_boot, seed=seed, progress=progress)
+    parts = loss_parts(stages, loss)
+    groups, figures, excluded = [], [], {"not_done": 0, "non_finite": 0}
+    for part_loss, rows in parts.items():
+        part = compute_fits(rows, xs=xs, loss=part_loss, form=form, points=points,
+                            fit_range_rule=fit_range_rule, n_boot=n_boot, seed=seed, progress=progress)
+        groups += list(part)
+        # one loss: figures/ as before; several (regression and classification tasks): a folder each
+        folder = out_dir / "figures" / (part_loss if len(parts) > 1 else "")
+        figures += make_figures(rows, list(part), folder, part_loss, fmt)
+        for key, n in usable(rows, xs[0], part_loss)[1].items():
+            excluded[key] += n
+    fits = FitSet(tuple(groups), {**part.settings, "loss": loss if len(parts) > 1 else part_loss})
     rates = exchange_table(fits, reference=reference)
-    figures = make_figures(stages, list(fits), out_dir / "figures", loss, fmt)
     (out_dir / "fits.json").write_text(json.dumps(json_safe(
         {**fits.to_dict(), "exchange": [r.to_dict() for r in rates]}), indent=2, allow_nan=False))
-    _, excluded = usable(stages, xs[0], loss)
     budget, unequal = budget_table(runs)
-    setup = (f"Results: `{results_root}`; {len(runs)} runs, {len(stages)} stage rows. Loss: {loss}; "
+    loss_text = ", ".join(f"{words(name)} ({name}) on {', '.join(sorted(rows['task'].dropna().unique())) or 'no task'}"
+                          for name, rows in parts.items()) if len(parts) > 1 else words(next(iter(parts)))
+    setup = (f"Results: `{results_root}`; {len(runs)} runs, {len(stages)} stage rows. Loss: {loss_text}; "
              f"form: {form}; points: {points}; fit range: {fit_range_rule}; {n_boot} bootstrap "
              f"resamples of the runs (within each size), seed {seed}. Excluded stage rows: "
              f"{excluded['not_done']} of runs not done, {excluded['non_finite']} with a non-finite "
@@ -290,8 +315,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--n-boot", type=int, default=N_BOOT,
                         help="bootstrap resamples of the runs (stratified by size) per fit")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--loss", default="test_rmse",
-                        help=f"{', '.join(LOSS_COLUMNS)} or a metrics.<name> column")
+    parser.add_argument("--loss", default="auto",
+                        help=f"auto (per task: test error rate for classification, else test RMSE), "
+                             f"{', '.join(LOSS_COLUMNS)} or a metrics.<name> column (an accuracy is "
+                             f"fitted as its error rate)")
     parser.add_argument("--form", default="power", choices=("power", "floor"))
     parser.add_argument("--points", default="frontier", choices=POINTS)
     parser.add_argument("--fit-range", default="paper", choices=RANGE_RULES,

@@ -11,7 +11,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -129,6 +129,9 @@ class OptimConfig:
     # `fit`); torch: s'y > 1e-10 and the step's remaining budget (torch.optim.LBFGS). See
     # harness/ensemble/batched_lbfgs.py.
     lbfgs_rule: str = "pykan"
+    # Learning rate as a multiple of `lr` (the optim group's default): `resolve` folds it into lr
+    # (lr * lr_scale, then 1.0), so tuning searches the same relative range for every family.
+    lr_scale: float = 1.0
 
 
 @dataclass
@@ -154,6 +157,35 @@ class WandbConfig:
 
 
 @dataclass
+class ReferenceConfig:
+    """The model a matched model is sized against (MatchConfig.reference): a family, its hidden
+    widths (or full widths), and its grid knob; unset fields take that family's defaults, other
+    fields of the family's config go in `options`."""
+    family: str = "kan"
+    hidden: Optional[List[int]] = None  # as KANConfig.hidden (the task's d_in/d_out around it)
+    widths: Optional[List[int]] = None
+    grid: Optional[int] = None  # G, number of centres, degree or frequencies: the family's knob
+    k: Optional[int] = None  # spline order (B-spline families)
+    options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MatchConfig:
+    """A budget-matched model (harness/matching.py): `resolve` gives every hidden layer of the
+    model one width w (depth from model.hidden or model.widths) so that its parameters (`params`),
+    forward FLOPs (`flops`, our convention) or Yu et al.'s forward FLOPs (`flops_yu2024`) are within
+    `tolerance` of the reference model's; `none` leaves the model as written."""
+    by: str = "none"  # none, params, flops or flops_yu2024
+    # The reference model, e.g. {family: kan, hidden: [5], grid: 5} (ReferenceConfig).
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    tolerance: float = 0.05  # |value / reference_value - 1| allowed
+    # Filled by `resolve` (leave unset): the reference's and the matched model's budget.
+    reference_value: Optional[int] = None
+    value: Optional[int] = None
+    ratio: Optional[float] = None
+
+
+@dataclass
 class RunConfig:
     model: Any = field(default_factory=KANConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -168,6 +200,11 @@ class RunConfig:
     # the machine's core count (the reduction order changes with threads). 0 = torch's default.
     num_threads: int = 1
     results_root: str = "results"
+    match: MatchConfig = field(default_factory=MatchConfig)
+    # What the Hydra task function returns (for sweepers that optimise it, e.g. Optuna): auto =
+    # the test error rate (1 - test accuracy) on classification tasks, else test_rmse; or test_rmse,
+    # best_test_rmse, test_error_rate, or any key of the record's `metrics` (harness.run.objective).
+    objective: str = "auto"
 
 
 def register_configs() -> None:
@@ -194,17 +231,36 @@ def store_family_schema(name: str, config_cls: type) -> None:
 
 
 def resolve(cfg: Any) -> Any:
-    """Derive model.widths from model.hidden and the task's d_in/d_out (then hidden = None), so
-    the same architecture has the same config, and run id, however it was written."""
-    hidden = cfg.model.get("hidden") if hasattr(cfg.model, "get") else cfg.model.hidden
-    if hidden is None:
+    """The config as it runs, derived once before the run id: model.widths from model.hidden and
+    the task's d_in/d_out (then hidden = None), optim.lr times optim.lr_scale (then 1.0), and the
+    hidden widths of a budget-matched model (`match`, harness/matching.py). The same model has the
+    same config, and run id, however it was written; resolving twice changes nothing."""
+    hidden = _node_get(cfg.model, "hidden")
+    scale = _node_get(cfg.optim, "lr_scale", 1.0)
+    match = _node_get(cfg, "match")
+    by = "none" if match is None else _node_get(match, "by", "none")
+    if hidden is None and scale == 1.0 and by == "none":
         return cfg
     from harness.tasks import task_of
-    task = task_of(cfg.task)  # ConfigError for an unknown name or an unreadable table file
     cfg = copy.deepcopy(cfg)
-    cfg.model.widths = [task.d_in, *list(hidden), task.d_out]
-    cfg.model.hidden = None
+    if hidden is not None:
+        task = task_of(cfg.task)  # ConfigError for an unknown name or an unreadable table file
+        cfg.model.widths = [task.d_in, *list(hidden), task.d_out]
+        cfg.model.hidden = None
+    if scale != 1.0:
+        _require(math.isfinite(scale) and scale > 0,
+                 f"optim.lr_scale={scale} must be positive (a multiple of optim.lr)")
+        cfg.optim.lr = float(cfg.optim.lr) * float(scale)
+        cfg.optim.lr_scale = 1.0
+    if by != "none":
+        from harness.matching import apply_match
+        apply_match(cfg)
     return cfg
+
+
+def _node_get(node: Any, key: str, default: Any = None) -> Any:
+    """node.key for a dataclass or an OmegaConf node (which may lack the key: older configs)."""
+    return node.get(key, default) if hasattr(node, "get") else getattr(node, key, default)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -217,7 +273,9 @@ def validate(cfg: Any) -> None:
 
     Every field of every dataclass above has a check here or in its family's `validate`
     (harness/models/<family>_family.py), or a reason it needs none:
-    KANConfig.hidden is folded into widths by `resolve` (checked as widths);
+    KANConfig.hidden is folded into widths by `resolve` (checked as widths), so is
+    optim.lr_scale into optim.lr (checked there and as lr); match.reference and match.tolerance
+    are checked by `resolve` (harness/matching.py), which fills the match's three budget fields;
     train_base_weight, train_spline_weight, MLPConfig.bias are booleans (typed);
     seeds (seed, task.seed) are any integer (torch accepts them all);
     wandb.project/entity are free text.
@@ -306,7 +364,20 @@ def validate(cfg: Any) -> None:
     _require(cfg.wandb.mode != "online" or wandb_credentials(),
              "wandb.mode=online but no wandb credentials: run `wandb login`, set WANDB_API_KEY, "
              "or use wandb.mode=offline")
+    match = _node_get(cfg, "match")
+    if match is not None:
+        from harness.matching import MATCH_BY
+        _require(match.by in ("none", *MATCH_BY),
+                 f"match.by={match.by!r}: choose none, {', '.join(MATCH_BY)}")
+    objective = str(_node_get(cfg, "objective", "auto"))
+    _require(objective in OBJECTIVES or objective.startswith("metrics."),
+             f"objective={objective!r}: choose one of {', '.join(OBJECTIVES)} or metrics.<name> "
+             f"(a key of the record's metrics)")
     check_results_root(str(cfg.results_root))
+
+
+# What the Hydra task function can return (harness.run.objective; `metrics.<name>` too).
+OBJECTIVES = ("auto", "test_rmse", "best_test_rmse", "train_rmse", "test_error_rate")
 
 
 def wandb_credentials() -> bool:

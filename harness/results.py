@@ -23,7 +23,9 @@ from typing import Any, Dict, List, Optional, Union
 
 RESULT_FILE = "result.json"
 # Keys that say where or how a run is executed, not what it computes.
-RUN_ID_EXCLUDED_KEYS = ("results_root", "wandb", "launcher", "hydra", "device", "num_threads")
+# `objective` only picks the number the Hydra task function returns (harness.run.objective).
+RUN_ID_EXCLUDED_KEYS = ("results_root", "wandb", "launcher", "hydra", "device", "num_threads",
+                        "objective")
 STATUSES = ("done", "failed", "diverged")
 TIME_MEASURES = ("own", "share")  # RunResult.time_measure
 
@@ -105,13 +107,37 @@ class RunResult:
     python_version: str = ""
     hostname: str = ""
     finished_at: str = ""
+    # What the model was budget-matched to (harness/matching.py): {by, reference, reference_value,
+    # value, ratio}, taken from the resolved config's `match` block when not given; None when the
+    # run was not matched (and in records written before matching existed).
+    matched: Optional[Dict[str, Any]] = None
+
+    def __post_init__(self) -> None:
+        if self.matched is None:
+            object.__setattr__(self, "matched", matched_of(self.config))
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+def matched_of(config: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The record's `matched` field from a resolved config's `match` block (None: not matched)."""
+    match = (config or {}).get("match") or {}
+    if match.get("by", "none") == "none":
+        return None
+    return {key: match.get(key) for key in ("by", "reference", "reference_value", "value", "ratio")}
+
+
 def _strip(config: Dict[str, Any]) -> Dict[str, Any]:
-    return {key: value for key, value in config.items() if key not in RUN_ID_EXCLUDED_KEYS}
+    out = {key: value for key, value in config.items() if key not in RUN_ID_EXCLUDED_KEYS}
+    # Settings added after runs existed, at their neutral values (no budget match; lr_scale 1, which
+    # harness.config.resolve has already folded into lr), are left out, so those runs keep their ids.
+    if (out.get("match") or {}).get("by", "none") == "none":
+        out.pop("match", None)
+    optim = out.get("optim")
+    if isinstance(optim, dict) and optim.get("lr_scale", 1.0) == 1.0:
+        out["optim"] = {key: value for key, value in optim.items() if key != "lr_scale"}
+    return out
 
 
 def run_id_of(config: Dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ Exit codes (README "Exit codes"): 0 the run ended done or diverged (a sweep: eve
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -45,11 +46,29 @@ def run_and_summarize(cfg: DictConfig, stop: Optional[StopRequest] = None) -> Di
     except RunClaimed as exc:
         print(f"[kanscale] {exc}: skipped", file=sys.stderr)
         return {"run_id": exc.run_dir.name, "status": "claimed", "error": str(exc),
-                "run_dir": str(exc.run_dir)}
+                "run_dir": str(exc.run_dir), "objective": None}
     return {"run_id": result.run_id, "status": result.status, "error": result.error,
             "test_rmse": result.test_rmse, "n_params": result.n_params,
-            "wall_time_s": result.wall_time_s,
+            "wall_time_s": result.wall_time_s, "objective": objective(result, cfg.get("objective", "auto")),
             "run_dir": str(Path(cfg.results_root) / result.run_id)}
+
+
+def objective(result: Any, name: str = "auto") -> Optional[float]:
+    """The scalar a sweeper minimises (config `objective`; README "Tuning"): auto = the test error
+    rate 1 - metrics.test_accuracy on classification tasks, else test_rmse; test_error_rate;
+    a record field (test_rmse, best_test_rmse, train_rmse); or metrics.<name>. None when the run
+    has no finite such number (failed, diverged): Hydra's Optuna sweeper then records a failed
+    trial (a NaN would stop the study)."""
+    metrics = dict(result.metrics or {})
+    if name == "auto":
+        name = "test_error_rate" if "test_accuracy" in metrics else "test_rmse"
+    if name == "test_error_rate":
+        value = 1.0 - float(metrics.get("test_accuracy", float("nan")))
+    elif name.startswith("metrics."):
+        value = float(metrics.get(name[len("metrics."):], float("nan")))
+    else:
+        value = float(getattr(result, name))
+    return value if math.isfinite(value) else None
 
 
 class ValidateFirst(Callback):
@@ -75,7 +94,9 @@ def _exit_on_config_error(check) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
-def main(cfg: DictConfig) -> Dict[str, Any]:
+def main(cfg: DictConfig) -> Optional[float]:
+    """Returns the run's objective (config `objective`), so sweepers that optimise (Hydra's Optuna
+    sweeper) read it from the job's return value; the exit code says how the run ended."""
     try:
         # SIGTERM/SIGUSR1 (SLURM time limits, preemption, kill) only request a stop: the run
         # checkpoints at the end of its step and raises RunInterrupted (exit 3).
@@ -94,7 +115,7 @@ def main(cfg: DictConfig) -> Dict[str, Any]:
             print(f"kanscale: run {summary['run_id']} {summary['status']}: {summary['error']} "
                   f"(record and error.log in {summary['run_dir']})", file=sys.stderr)
             sys.exit(EXIT_FAILED)
-    return summary
+    return summary["objective"]
 
 
 if __name__ == "__main__":

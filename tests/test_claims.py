@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from analysis.claims import (CLAIMS, INCONCLUSIVE, NOT_REPRODUCED, NOT_SCALING, REPRODUCED, TOO_FEW,
@@ -202,3 +204,87 @@ def test_missing_results_folder_is_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "analysis.claims", str(tmp_path / "nope"), "--out",
                           str(tmp_path / "r")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+
+
+# ----- Yu et al. 2024's claims (Y1-Y3) on the fair_comparison experiments ----------------------
+def fair_runs(task: str, scales: dict, sizes=(40, 80, 160, 320, 640), noise: float = 0.02,
+              seed: int = 0, classes: bool = False):
+    """Per family, runs of 5 sizes x 3 seeds with loss = scale / N (log-normal noise); on a
+    classification task the loss is the test error rate (metrics.test_accuracy = 1 - loss) and
+    test_rmse a constant that would say the opposite if it were read."""
+    rng = np.random.default_rng(seed)
+    runs = []
+    for family, scale in scales.items():
+        for n in sizes:
+            for run_seed in (0, 1, 2):
+                loss = float(scale / n * np.exp(noise * rng.standard_normal()))
+                one = stage(0, 5 if "kan" in family else None, n, 10, 1.0 / scale if classes else loss, 100)
+                if classes:
+                    one["metrics"] = {"test_accuracy": 1.0 - loss}
+                runs.append(record(family, [2, n, 1], [one], task=task, seed=run_seed,
+                                   experiment="fair_comparison_quick"))
+    return runs
+
+
+def test_yu_claims_get_verdicts_per_task_and_over_tasks():
+    runs = []
+    for i, task in enumerate(("table_breast_cancer", "table_wine", "table_digits", "mnist1d")):
+        # MLP front 0.3x the KAN's on three classification tasks, 3x on the fourth
+        runs += fair_runs(task, {"kan": 1.0, "mlp": 0.3 if i < 3 else 3.0}, seed=i, classes=True)
+    runs += fair_runs("table_diabetes", {"kan": 1.0, "mlp": 0.5}, seed=9)  # regression: test RMSE
+    for i, task in enumerate(("feynman_I_6_20", "feynman_I_12_11", "feynman_I_13_12", "feynman_I_16_6")):
+        # KAN 0.1x the MLP; spline MLP at 2x the KAN (closes more than half of a 10x gap) on three,
+        # at 8x (less than half: sqrt(10) = 3.2) on the last
+        runs += fair_runs(task, {"kan": 0.1, "mlp": 1.0, "spline_mlp": 0.2 if i < 3 else 0.8},
+                          seed=20 + i)
+    findings = by_case(evaluate_all(*tables(runs), n_boot=100))
+    y1 = findings[("Y1", "table_breast_cancer")]
+    assert y1.verdict == REPRODUCED and y1.numbers["ratio"] == pytest.approx(0.3, rel=0.05)
+    assert y1.measured.startswith("test error rate MLP/KAN 0.3")
+    assert findings[("Y1", "mnist1d")].verdict == NOT_REPRODUCED
+    assert findings[("Y1", "table_diabetes")].verdict == REPRODUCED  # RMSE, no regime guard
+    assert findings[("Y1", "table_diabetes")].measured.startswith("loss MLP/KAN 0.5")
+    summary = findings[("Y1", "all tasks")]
+    assert summary.verdict == REPRODUCED and summary.numbers == {"n_tasks": 5, "reproduced": 4}
+    assert "MLP front below on 4 of 5 tasks" in summary.why
+    # per FLOP: both families cost 10 FLOPs per parameter here, so the same verdicts
+    assert summary.flop_verdict == REPRODUCED and y1.flop_verdict == REPRODUCED
+    assert findings[("Y2", "all tasks")].verdict == REPRODUCED
+    assert findings[("Y2", "feynman_I_6_20")].numbers["ratio"] == pytest.approx(0.1, rel=0.05)
+    closed = findings[("Y3", "feynman_I_6_20")]
+    assert closed.verdict == REPRODUCED
+    assert closed.numbers["mlp_over_kan"] == pytest.approx(10, rel=0.05)
+    assert closed.numbers["spline_ratio"] == pytest.approx(2, rel=0.05)
+    closed_share = int(closed.measured.split(": ")[-1].split("%")[0])
+    assert abs(closed_share - 70) <= 2 and closed.measured.endswith("% of the gap closed")  # 1 - log 2/log 10
+    assert findings[("Y3", "feynman_I_16_6")].verdict == NOT_REPRODUCED  # 1 - log 8 / log 10 = 10%
+    assert findings[("Y3", "all tasks")].verdict == REPRODUCED
+    assert ("Y1", "feynman_I_6_20") not in findings and ("Y2", "mnist1d") not in findings
+
+
+def test_yu_claims_with_three_sizes_are_too_few_points_and_a_missing_lead_is_inconclusive():
+    runs = fair_runs("mnist1d", {"kan": 1.0, "mlp": 0.3}, sizes=(40, 80, 160), classes=True)
+    # no KAN lead on this formula: nothing for the spline MLP to close
+    runs += fair_runs("feynman_I_6_20", {"kan": 1.0, "mlp": 1.0, "spline_mlp": 1.0}, noise=0.3)
+    findings = by_case(evaluate_all(*tables(runs), n_boot=50))
+    assert findings[("Y1", "mnist1d")].verdict == TOO_FEW
+    assert findings[("Y1", "all tasks")].verdict == TOO_FEW
+    gap = findings[("Y3", "feynman_I_6_20")]
+    assert gap.verdict == INCONCLUSIVE and gap.why.startswith("no gap to close")
+
+
+def test_claims_report_renders_yu_sections(tmp_path):
+    from analysis.claims_report import build_claims_report
+    runs = []
+    for i, task in enumerate(("table_wine", "mnist1d", "feynman_I_6_20")):
+        runs += fair_runs(task, {"kan": 1.0, "mlp": 0.5, "spline_mlp": 0.7}, seed=i,
+                          classes=not task.startswith("feynman"))
+    write_records(tmp_path / "results", runs)
+    md_path, _ = build_claims_report(tmp_path / "results", tmp_path / "out", n_boot=30)
+    md = md_path.read_text()
+    for claim in ("Y1", "Y2", "Y3"):
+        assert f"## Claim {claim}" in md
+    assert re.search(r"\| mnist1d \| test error rate MLP/KAN 0\.(49|50)\d* \[", md)
+    figures = {p.name for p in (tmp_path / "out" / "figures").iterdir()}
+    assert {"claimY1_test_error_rate_fronts_vs_n_params.png",
+            "claimY2_test_rmse_fronts_vs_n_params.png"} <= figures

@@ -215,3 +215,64 @@ def test_fit_cli_bad_column_is_one_line(tmp_path, capsys):
     assert fit_main([str(tmp_path), "--by", "nonsense", "--n-boot", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: column 'nonsense'") and err.count("\n") == 1
+
+
+# ----- classification: a higher-is-better metric is fitted as its error rate --------------------
+ERROR_A, ERROR_ALPHA = 2.0, 0.5  # test error rate = 2 N^-0.5 (accuracy = 1 - that)
+
+
+def classification_runs(seeds=(0, 1, 2), noise: float = 0.05):
+    """Runs whose stage metrics hold test_accuracy = 1 - ERROR_A N^-ERROR_ALPHA (log-normal noise
+    on the error rate); test_rmse is a constant (it is not what a classifier is judged on)."""
+    rng = np.random.default_rng(0)
+    runs = []
+    for family in ("kan", "mlp"):
+        for hidden in (4, 8, 16, 32, 64, 128):
+            n = hidden * 10  # 40..1280 parameters: under n_train * d_out (no saturation)
+            for seed in seeds:
+                error = ERROR_A * n ** -ERROR_ALPHA * float(np.exp(noise * rng.standard_normal()))
+                one = stage(0, 5 if family == "kan" else None, n, KAN_FLOPS_PER_PARAM, 0.7, 50)
+                one["metrics"] = {"test_accuracy": 1.0 - error, "train_accuracy": 1.0 - error / 2,
+                                  "test_loss": 3 * error}
+                runs.append(record(family, [30, hidden, 2], [one], task="table_breast_cancer",
+                                   seed=seed))
+    return runs
+
+
+def test_error_rate_of_classification_records_recovers_the_known_exponent(tmp_path):
+    write_records(tmp_path, classification_runs())
+    stages = collect_stages(tmp_path)
+    assert np.allclose(stages["test_error_rate"], 1.0 - stages["metrics.test_accuracy"])
+    for loss in ("test_error_rate", "metrics.test_accuracy"):  # an accuracy is fitted as its error
+        fits = fit_groups(stages, x="n_params", loss=loss, n_boot=50)
+        assert [g.loss for g in fits] == ["test_error_rate", "test_error_rate"]
+        for g in fits:
+            alpha = g.fit.params["alpha"]
+            assert abs(alpha.estimate - ERROR_ALPHA) < 0.05, (g.label, alpha)
+            assert alpha.ci_low < ERROR_ALPHA < alpha.ci_high
+            assert g.fit.params["A"].estimate == pytest.approx(ERROR_A, rel=0.3)
+
+
+def test_a_front_of_accuracy_keeps_the_highest_value():
+    points = pd.DataFrame({"n_params": [10, 10, 20, 30, 40],
+                           "metrics.test_accuracy": [0.6, 0.7, 0.65, 0.8, 0.75]})
+    front = pareto_frontier(points, "n_params", "metrics.test_accuracy")
+    assert front["metrics.test_accuracy"].tolist() == [0.7, 0.8]
+    errors = points.assign(test_error_rate=1 - points["metrics.test_accuracy"])
+    assert pareto_frontier(errors, "n_params", "test_error_rate").index.tolist() == [1, 3]
+
+
+def test_report_of_classification_and_regression_fits_each_on_its_loss_in_words(tmp_path):
+    from analysis.report import build_report
+    write_records(tmp_path / "results", classification_runs() + [
+        record("kan", [2, 3, 1], [stage(0, 5, 40 * k, KAN_FLOPS_PER_PARAM, 1.0 / k, 50)], task="toy",
+               seed=0) for k in (1, 2, 4, 8)])
+    md_path, _ = build_report(tmp_path / "results", tmp_path / "report", xs=["n_params"], n_boot=20,
+                              progress=None)
+    md = md_path.read_text()
+    assert "test error rate (test_error_rate) on table_breast_cancer" in md
+    assert "test RMSE (test_rmse) on toy" in md
+    assert "| kan | table_breast_cancer | n_params | 0.5" in md and md.count("| test error rate |") == 2
+    figures = {p.relative_to(tmp_path / "report" / "figures").as_posix()
+               for p in (tmp_path / "report" / "figures").rglob("*.png")}
+    assert {"test_error_rate/loss_vs_n_params.png", "test_rmse/loss_vs_n_params.png"} <= figures
