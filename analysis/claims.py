@@ -61,7 +61,7 @@ class Finding:
 class Claim:
     id: str
     paper_says: str  # quoted or closely paraphrased from the paper, with its section
-    experiments: Sequence[str]  # experiment names whose results test it (full and quick)
+    experiments: Sequence[str]  # experiment names whose results test it (full, medium, quick)
     metric: str
     rule: str  # the verdict rule, in words
     evaluate: Callable[["Claim", "ClaimFits"], List[Finding]]
@@ -582,23 +582,27 @@ _YU_RULE = ("per task, the {a}/{b} front ratio at matched parameters (geometric 
             "reproduced if above, too few points under 4 sizes; over tasks: reproduced if reproduced "
             "on a majority, not reproduced if a majority is out of reach; per FLOP the same at "
             "matched forward FLOPs (ours; Yu et al.'s)")
+# Each claims experiment at its sizes: full (the paper's protocol), medium (one core), quick.
+TOY_EXPERIMENTS = ("toy_scaling", "toy_scaling_medium", "toy_scaling_quick")
+SPECIAL_EXPERIMENTS = ("special_functions", "special_functions_medium", "special_functions_quick")
+FEYNMAN_EXPERIMENTS = ("feynman", "feynman_medium", "feynman_quick")
 CLAIMS: List[Claim] = [
     Claim("1", "§3.1: KAN test RMSE scales as N^-4 with cubic splines (k = 3)",
-          ("toy_scaling", "toy_scaling_quick"), "test RMSE vs parameters, KAN front",
+          TOY_EXPERIMENTS, "test RMSE vs parameters, KAN front",
           f"reproduced if the 95% interval of alpha contains 4; too few points under {MIN_SIZES} "
           f"sizes; inconclusive if the interval is wider than {MAX_CI_WIDTH:g}; per FLOP: the same "
           "rule on alpha vs forward FLOPs", check_kan_exponent("test_rmse")),
     Claim("1m", "§3.1: the median error reaches the N^-4 slope (the RMSE ~ N^-3)",
-          ("toy_scaling", "toy_scaling_quick"), "median |f - f*| vs parameters, KAN front",
+          TOY_EXPERIMENTS, "median |f - f*| vs parameters, KAN front",
           "as claim 1, on the median absolute error", check_kan_exponent("test_median_abs_error")),
     Claim("2", "§3.1: KANs scale faster than MLPs (per-FLOP view not in the paper)",
-          ("toy_scaling", "toy_scaling_quick"), "alpha vs parameters and vs forward FLOPs, both fronts",
+          TOY_EXPERIMENTS, "alpha vs parameters and vs forward FLOPs, both fronts",
           "reproduced if the KAN's 95% interval of alpha lies above the MLP's; not if below; "
           f"inconclusive if they overlap; too few points under {MIN_SIZES} sizes a family",
           check_per_flop_scaling),
     Claim("2w", "§3.1 at matched work (not in the paper): a KAN reaches a lower test RMSE than an "
                 "MLP of equal size, and of equal training FLOPs",
-          ("toy_scaling", "toy_scaling_quick"), "front ratio KAN/MLP at matched parameters; at "
+          TOY_EXPERIMENTS, "front ratio KAN/MLP at matched parameters; at "
           "matched training FLOPs", "as claim 4, per toy function", check_matched_work),
     Claim("3", "§3.4: a 2-layer width-10 KAN is 100x more accurate than a 4-layer width-100 MLP "
                "(1e-7 vs 1e-5 MSE) and 100x more parameter efficient (1e2 vs 1e4)",
@@ -606,10 +610,10 @@ CLAIMS: List[Claim] = [
           "reproduced if MLP/KAN l2_sq >= 100; inconclusive if per-seed ratios straddle 100",
           check_pde),
     Claim("4", "§3.2: on special functions KAN Pareto fronts (parameters, RMSE) lie below MLPs'",
-          ("special_functions", "special_functions_quick"), "test RMSE fronts", _FRONT_RULE,
+          SPECIAL_EXPERIMENTS, "test RMSE fronts", _FRONT_RULE,
           check_fronts),
     Claim("4f", "§3.3: on Feynman equations KANs are more parameter efficient than MLPs",
-          ("feynman", "feynman_quick"), "test RMSE fronts", "as claim 4", check_fronts),
+          FEYNMAN_EXPERIMENTS, "test RMSE fronts", "as claim 4", check_fronts),
     Claim("5", "§3.5: KANs avoid catastrophic forgetting; MLPs forget",
           ("continual", "continual_quick"), "RMSE on earlier regions after the last stage",
           "reproduced if every KAN forgets less than every MLP and below 0.1", check_forgetting),

@@ -35,12 +35,17 @@ SPECIAL_FULL = {name: shapes for name, shapes in PAPER_KAN_SHAPES.items()}
 SPECIAL_MINIMAL = {name: (shapes[0],) for name, shapes in PAPER_KAN_SHAPES.items()}
 PAPER_SHAPES = {
     "toy_scaling": (TOY_SHAPES, all), "toy_scaling_quick": (TOY_SHAPES, any),
+    "toy_scaling_medium": (TOY_SHAPES, all),
     "special_functions": (SPECIAL_FULL, all), "special_functions_quick": (SPECIAL_MINIMAL, all),
+    "special_functions_medium": (SPECIAL_MINIMAL, all),
     "feynman": (FEYNMAN_FULL, all), "feynman_quick": (FEYNMAN_MINIMAL, all),
+    "feynman_medium": (FEYNMAN_MINIMAL, all),
 }
 # Run counts of each sweep, stated in the experiment files' opening comments.
-SWEEP_SIZES = {"toy_scaling": 243, "toy_scaling_quick": 65, "special_functions": 747,
-               "special_functions_quick": 75, "feynman": 1392, "feynman_quick": 135}
+SWEEP_SIZES = {"toy_scaling": 243, "toy_scaling_quick": 65, "toy_scaling_medium": 183,
+               "special_functions": 747, "special_functions_quick": 75,
+               "special_functions_medium": 270, "feynman": 1392, "feynman_quick": 135,
+               "feynman_medium": 486}
 IDENTITY_KEYS = ("model", "task", "seed")
 
 
