@@ -34,13 +34,17 @@ from analysis.plots import (FORMATS, axis_label, family_colors, plot_fit_grid, p
 from analysis.report import Table, budget_table, render  # noqa: E402
 
 
-QUICK_EXPERIMENTS = ("toy_scaling_quick", "special_functions_quick", "feynman_quick",
-                     "pde_poisson_quick", "continual_quick", "fair_comparison_quick")
-REGENERATE = ("Regenerate (about 25 minutes on 2 CPU cores): `for e in "
-              + " ".join(QUICK_EXPERIMENTS) + "; do python -m harness.run -m experiment=$e "
-              "results_root=claims_results; done; python -m analysis.claims claims_results "
-              "--out docs/claims`. The full sizes (drop `_quick`, add `launcher=slurm`) follow "
-              "the paper's protocol.")
+def regenerate(experiments, out: str = "docs/claims") -> str:
+    """How to rebuild this report: the experiments its records come from, each run into one
+    results folder (the records are committed for docs/claims: docs/claims/records), then this
+    command."""
+    names = " ".join(sorted(experiments))
+    return (f"Regenerate: `for e in {names}; do python -m harness.run -m experiment=$e "
+            f"results_root=claims_results num_threads=1 hydra.launcher.pack=8; done; "
+            f"python -m analysis.claims claims_results --out {out}` (or unpack the committed "
+            f"records, docs/claims/records/*.tar.gz, into claims_results and run the last command). "
+            "The full sizes (drop `_quick`/`_medium`, add `launcher=slurm`) follow the paper's "
+            "protocol.")
 
 
 def verdict_cell(verdict: str, why: str) -> str:
@@ -292,7 +296,7 @@ def build_claims_report(results_root: Path, out_dir: Path, n_boot: int = N_BOOT,
             "parameters and forward FLOPs, each task on its own metric (test error rate for "
             "classification, test RMSE for regression).",
             counts, per_claim]),
-        ("Setup", [REGENERATE, f"Results: `{results_root}`; {len(runs)} runs, {len(stages)} stage rows; "
+        ("Setup", [regenerate(set(runs["experiment"].dropna()), str(out_dir)), f"Results: `{results_root}`; {len(runs)} runs, {len(stages)} stage rows; "
                    f"{n_boot} bootstrap resamples (runs resampled within each size), seed {seed}. "
                    "Quick-size experiments train far less than the paper: read their verdicts as "
                    "verdicts on the quick protocol.", status]),

@@ -74,8 +74,7 @@ def budget_table(runs: pd.DataFrame) -> Tuple[Table, List[str]]:
             seeds = sorted({int(s) for s in group["seed"].dropna()})
             steps = _span(group["steps"])
             budgets[family] = (tuple(seeds), steps)
-            rows.append([str(experiment), str(family), str(len(group)),
-                         f"{len(seeds)} ({', '.join(map(str, seeds[:6]))}{', ...' if len(seeds) > 6 else ''})",
+            rows.append([str(experiment), str(family), str(len(group)), _seeds_text(group),
                          ", ".join(sorted(group["optimizer"].dropna().astype(str).unique())), steps,
                          _span(group["n_params"])])
         if len(set(budgets.values())) > 1:
@@ -86,6 +85,19 @@ def budget_table(runs: pd.DataFrame) -> Tuple[Table, List[str]]:
     header = ["experiment", "family", "runs", "seeds", "optimizer", "optimizer steps per run",
               "parameters (last stage)"]
     return Table(header, rows), unequal
+
+
+def _seeds_text(group: pd.DataFrame) -> str:
+    """Seeds per task of one family's runs: "8 (0, 1, ...)" when every task got the same number,
+    else the most common number and the tasks that got another ("8 per task; 3 on toy_x")."""
+    per_task = {str(task): sorted({int(s) for s in rows["seed"].dropna()})
+                for task, rows in group.groupby("task", sort=True)}
+    counts = [len(seeds) for seeds in per_task.values()]
+    usual = max(set(counts), key=counts.count)
+    seeds = next(s for s in per_task.values() if len(s) == usual)
+    text = f"{usual} ({', '.join(map(str, seeds[:6]))}{', ...' if len(seeds) > 6 else ''})"
+    others = [f"{len(s)} on {task}" for task, s in per_task.items() if len(s) != usual]
+    return text + (f" per task; {', '.join(others)}" if others else "")
 
 
 def _range_text(g) -> str:

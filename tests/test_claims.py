@@ -192,6 +192,11 @@ def test_claims_cli_writes_the_report(tmp_path):
     assert fit["params"]["alpha"]["estimate"] == pytest.approx(bessel["numbers"]["alpha"], rel=1e-12)
     assert report.index("## Summary") < report.index("## Claim 1")
     assert "## Budget per family" in report
+    # the regenerate command names the experiments the records come from, and the output folder
+    experiments = " ".join(sorted({r.experiment for r in toy_claims_runs() + special_function_runs()
+                                   + pde_and_continual_runs()}))
+    assert f"Regenerate: `for e in {experiments}; do python -m harness.run" in report
+    assert f"--out {tmp_path / 'report'}`" in report
     figures = sorted(p.name for p in (tmp_path / "report" / "figures").iterdir())
     assert {"claim4_fronts_vs_n_params.png", "claim4_ratio_vs_n_params.png",
             "claim1_test_rmse_vs_n_params.png", "claim2w_fronts_vs_train_flops.png"} <= set(figures)

@@ -90,6 +90,14 @@ def test_budget_per_family_and_unequal_budgets():
                        "The best-of-seeds front favours the family with more tries."]
 
 
+def test_budget_names_the_tasks_with_other_seed_counts():
+    runs = [record("kan", [2, 5, 1], [stage(0, 3, 45, 20, 0.1, 200)], seed=s, experiment="e",
+                   task=task) for task, seeds in (("toy_a", range(8)), ("toy_b", range(3)),
+                                                  ("toy_c", range(8))) for s in seeds]
+    table, _ = budget_table(runs_table([r.to_dict() for r in runs]))
+    assert table.rows[0][3] == "8 (0, 1, 2, 3, 4, 5, ...) per task; 3 on toy_b"
+
+
 def test_markdown_is_rendered_not_shown(tmp_path):
     table = Table(["verdict", "why"], [["**reproduced**", "a | b"]])
     md_path, html_path = render([("Claims", ["Run `python -m x`.", table])], tmp_path, "t")
