@@ -119,5 +119,8 @@ def main(cfg: DictConfig) -> Optional[float]:
 
 
 if __name__ == "__main__":
+    # progress lines as they happen when stdout is a file or a pipe (the log of a long sweep),
+    # not in 8 KB blocks
+    sys.stdout.reconfigure(line_buffering=True)
     main()
     sys.exit(sweep_exit_code())  # 0 after a single run that got here
