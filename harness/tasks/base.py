@@ -60,8 +60,9 @@ class Task:
 
     def loss(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
              data: Dataset) -> torch.Tensor:
-        """Training loss on a batch (x, y) of the training set: MSE."""
-        return torch.mean((model(x) - y) ** 2)
+        """The training loss of one model on a batch (x, y): `member_losses` of the model as a
+        stack of one, so each task defines its loss once."""
+        return self.member_losses(StackOfOne(model), x, y, data)[0]
 
     def member_losses(self, stacked: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                       data: Dataset) -> torch.Tensor:
@@ -92,6 +93,18 @@ class Task:
         """FLOPs of one training evaluation (loss + gradient) over n_examples, given the model's
         forward FLOPs per example: forward + backward = 3x forward (Kaplan et al. 2020, §2.1)."""
         return 3 * forward_flops * n_examples
+
+
+class StackOfOne(torch.nn.Module):
+    """A solo model seen as a model stack of one: x (B, d_in) or (1, B, d_in) -> (1, B, d_out)."""
+    n_models = 1
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x[0] if x.dim() == 3 else x).unsqueeze(0)
 
 
 def member_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -97,28 +97,18 @@ class PoissonTask(Task):
         }
         return dataclasses.replace(data, extras=extras)
 
-    def loss(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-             data: Dataset) -> torch.Tensor:
-        """PINN loss on interior points x (a batch of train_input) and all boundary points; y unused.
-
-        f is evaluated from x itself, so minibatches need no index bookkeeping.
-        """
-        _, _, laplacian = gradient_and_laplacian(model, x)
-        # §3.4: loss = alpha * L_i + L_b, L_i = mean |u_xx + u_yy - f|^2, L_b = mean |u|^2
-        interior = torch.mean((laplacian - source(x)) ** 2)
-        boundary = torch.mean(model(data.extras["boundary_input"]) ** 2)
-        return self.alpha * interior + boundary
-
     def member_losses(self, stacked: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                       data: Dataset) -> torch.Tensor:
-        """`loss` of each member of a model stack -> (M,): x (B, 2) is given to every member as
-        its own (M, B, 2) copy, so the input derivatives are per member."""
+        """PINN loss of each member of a model stack -> (M,), on interior points x (a batch of
+        train_input; f is evaluated from x itself, so minibatches need no index bookkeeping) and
+        all boundary points; y unused. x (B, 2) is given to every member as its own (M, B, 2)
+        copy, so the input derivatives are per member."""
         n_models = stacked.n_models
         inputs = x.expand(n_models, *x.shape[-2:]) if x.dim() == 2 else x
         _, _, laplacian = gradient_and_laplacian(stacked, inputs.contiguous())  # (M, B, 1)
         residual = laplacian - source(inputs.reshape(-1, 2)).view(n_models, -1, 1)
         boundary = stacked(data.extras["boundary_input"])  # (M, n_b, 1)
-        # §3.4: loss = alpha * L_i + L_b, per member
+        # §3.4: loss = alpha * L_i + L_b, L_i = mean |u_xx + u_yy - f|^2, L_b = mean |u|^2
         return self.alpha * member_mse(residual, 0.0) + member_mse(boundary, 0.0)
 
     def evaluation_cost(self, forward_flops: int, n_examples: int) -> int:

@@ -130,9 +130,6 @@ class TableFileTask(TableTask):
                      load=loader, n_rows_train=len(frame) - n_test, n_rows_test=n_test)
         return task.specialise(task_cfg)
 
-    def loss(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, data) -> torch.Tensor:
-        raise TypeError("task table_file is trained through task_of(cfg.task), which reads the file")
-
     def member_losses(self, stacked, x, y, data) -> torch.Tensor:
         raise TypeError("task table_file is trained through task_of(cfg.task), which reads the file")
 

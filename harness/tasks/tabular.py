@@ -185,14 +185,10 @@ class ClassificationTable(TableTask):
         eye = np.eye(self.d_out)
         return (eye[y_train], eye[y_test]), {}
 
-    def loss(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-             data: Dataset) -> torch.Tensor:
-        """Mean cross-entropy -sum_c y_c log softmax(z)_c (multinomial log-loss; y one-hot)."""
-        return F.cross_entropy(model(x), y)
-
     def member_losses(self, stacked: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                       data: Dataset) -> torch.Tensor:
-        """`loss` of each member of a model stack: logits (M, B, C) -> mean cross-entropy (M,)."""
+        """Mean cross-entropy -sum_c y_c log softmax(z)_c (multinomial log-loss; y one-hot) of each
+        member of a model stack: logits (M, B, C) -> (M,)."""
         log_probs = torch.log_softmax(stacked(x), dim=-1)
         return -(y * log_probs).sum(-1).mean(-1)
 
