@@ -2,8 +2,10 @@
 grid extension against `MultKAN.refine`, and a whole grid-extension run against pykan's."""
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import math
+import multiprocessing
 import statistics
 
 import pytest
@@ -247,6 +249,13 @@ def harness_stage_rmses(seed: int, tmp_path) -> list:
     return [stage["test_rmse"] for stage in result.stages]
 
 
+def pykan_runs_single_thread(seeds, tmp_path) -> list:
+    """pykan_stage_rmses per seed in a fresh process, under float64_single_thread's settings."""
+    torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
+    return [pykan_stage_rmses(seed, tmp_path) for seed in seeds]
+
+
 def pykan_stage_rmses(seed: int, tmp_path) -> list:
     """The same with pykan 0.2.8: MultKAN(seed), fit(steps=50), refine, on the harness's data."""
     import numpy as np
@@ -273,8 +282,12 @@ def test_grid_extension_run_matches_pykans_fit_and_refine(tmp_path, monkeypatch)
     """Issue 9's run: 5 seeds, float64; the harness's median G=20 test RMSE within a factor 1.5
     of pykan's (issue 9 measured 2.35e-4 vs 1.11e-4 before pykan's L-BFGS rule)."""
     monkeypatch.chdir(tmp_path)  # pykan's refine writes checkpoints under its ckpt_path
-    ours = [harness_stage_rmses(seed, tmp_path / "runs") for seed in range(5)]
-    theirs = [pykan_stage_rmses(seed, tmp_path) for seed in range(5)]
+    # pykan's runs train in a second process (one thread) while ours train here: both cores work
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        pending = pool.submit(pykan_runs_single_thread, range(5), tmp_path)
+        ours = [harness_stage_rmses(seed, tmp_path / "runs") for seed in range(5)]
+        theirs = pending.result(timeout=1800)
     ours_median = statistics.median(r[-1] for r in ours)
     theirs_median = statistics.median(r[-1] for r in theirs)
     assert ours_median < 1.5 * theirs_median and theirs_median < 1.5 * ours_median, (ours, theirs)
