@@ -42,7 +42,7 @@ PAPER_SHAPES = {
     "feynman_medium": (FEYNMAN_MINIMAL, all),
 }
 # Run counts of each sweep, stated in the experiment files' opening comments.
-SWEEP_SIZES = {"toy_scaling": 243, "toy_scaling_quick": 65, "toy_scaling_medium": 592,
+SWEEP_SIZES = {"toy_scaling": 243, "toy_scaling_quick": 65, "toy_scaling_medium": 944,
                "special_functions": 747, "special_functions_quick": 75,
                "special_functions_medium": 270, "feynman": 1392, "feynman_quick": 135,
                "feynman_medium": 486}

@@ -41,6 +41,10 @@ ConfigStore.instance().store(group="hydra/launcher", name="kanscale_local",
 
 
 class KanscaleLocalLauncher(Launcher):
+    # It composes and validates every point before running any (harness.sweep), so the sweeper
+    # need not compose each point a second time (Hydra's validate_batch_is_legal).
+    checks_every_point = True
+
     def __init__(self, pack: int = 0) -> None:
         self.config = self.hydra_context = self.task_function = None
         self.pack = pack

@@ -141,6 +141,10 @@ class SweepChunk:
 
 
 class KanscaleSlurmLauncher(SlurmLauncher):
+    # It composes and validates every point before running any (harness.sweep), so the sweeper
+    # need not compose each point a second time (Hydra's validate_batch_is_legal).
+    checks_every_point = True
+
     def __init__(self, runs_per_task: int = 1, poll_interval_s: float = 10.0,
                  requeue: bool = True, **params: Any) -> None:
         super().__init__(**params)
