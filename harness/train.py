@@ -27,6 +27,7 @@ from harness.ensemble.batched_adam import BatchedAdam
 from harness.ensemble.batched_lbfgs import BatchedLBFGS
 from harness.ensemble.stacked import trainable_parameters
 from harness.member import Member, cpu_time
+from harness.progress import Meter
 from harness.models import family_of
 from harness.stop import StopRequest
 from harness.results import (Damaged, RunResult, load_record, move_aside, result_of, run_id_of)
@@ -150,11 +151,16 @@ class StackTrainer:
         assert len(starts) == 1, f"a stack's members start together, not at {sorted(starts)}"
         for member in self.members:  # the widest stack a member trained in (a resume keeps it)
             member.progress.stack_size = max(member.progress.stack_size, len(self.members))
-        for stage in range(self.members[0].progress.stage, len(self.grids)):
+        first_stage = self.members[0].progress.stage
+        who = (self.members[0].run_id if len(self.members) == 1
+               else f"stack of {len(self.members)} ({self.members[0].run_id} ...)")
+        meter = Meter(len(self.grids) - first_stage, f"{who}:", "stage", log=self.log)
+        for stage in range(first_stage, len(self.grids)):
             live = [m for m in self.members if m.alive]
             if not live:
                 return
             self.stage(live, stage, self.grids[stage])
+            meter.advance()
 
     def stage(self, live: List[Member], stage: int, grid: Optional[int]) -> None:
         data = live[0].data  # the members share data and stage

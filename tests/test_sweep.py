@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -83,6 +84,11 @@ def test_packed_local_sweep_gives_the_same_records(tmp_path):
     packed = run_cli([*common, f"results_root={tmp_path / 'packed'}", "hydra.launcher.pack=3"])
     assert solo.returncode == 0 and packed.returncode == 0, packed.stderr
     assert "packing up to 3 runs" in packed.stderr
+    # progress with an ETA: per run of a sweep, and per stage of a stack (harness/progress.py)
+    assert re.search(r"\[kanscale\] sweep: 3/3 runs \[\S+ elapsed, ETA 00:00, ", solo.stderr), solo.stderr
+    assert re.search(r"\[kanscale\] sweep: 3/3 runs \[\S+ elapsed, ETA 00:00, ", packed.stdout), packed.stdout
+    assert re.search(r"\[kanscale\] stack of 3 \(\w+ \.\.\.\): 1/\d+ stages \[\S+ elapsed, ETA ",
+                     packed.stdout), packed.stdout
     a, b = records(tmp_path / "solo"), records(tmp_path / "packed")
     assert sorted(a) == sorted(b) and len(a) == 3
     for run_id in a:

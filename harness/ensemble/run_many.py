@@ -30,6 +30,7 @@ import torch
 from harness.checkpoint import load_checkpoint
 from harness.config import resolve, validate
 from harness import claim
+from harness.progress import Meter
 from harness.results import Damaged, RunResult, load_record, move_aside, result_of, run_id_of
 from harness.tasks.base import Task
 from harness.stop import StopRequest
@@ -104,6 +105,7 @@ def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp", max_members: int
             groups.setdefault(group_key(config), []).append(i)
     stacks = [group[start:start + max_members] for group in groups.values()
               for start in range(0, len(group), max_members)]
+    meter = Meter(sum(map(len, stacks)) + len(solo), "sweep:", "run", log=log)
     for indices in stacks:
         members, claims, member_of = [], [], []
         for i in indices:
@@ -118,6 +120,7 @@ def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp", max_members: int
             member_of.append(i)
             members.append(Member(cfg, config, run_id, _run_dir(cfg, run_id), log))
         if not members:
+            meter.advance(len(indices))
             continue
         if members[0].cfg.num_threads > 0:
             torch.set_num_threads(members[0].cfg.num_threads)
@@ -128,11 +131,13 @@ def run_many(cfgs: Sequence[Any], log=print, basis: str = "pp", max_members: int
         finally:
             for held in claims:
                 held.release()
+        meter.advance(len(indices))
     for i in solo:
         try:
             results[i] = run(prepared[i][0], log=log, stop=stop)
         except claim.RunClaimed as exc:
             log(f"[kanscale] {exc}; skipping")
+        meter.advance()
     for i, (_, _, run_id) in enumerate(prepared):
         if results[i] is None:
             results[i] = results[first_of[run_id]]

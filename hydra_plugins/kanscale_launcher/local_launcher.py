@@ -11,7 +11,6 @@ record or log is. `python -m harness.run -m` then exits with harness.sweep.sweep
 
 import logging
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -21,6 +20,7 @@ from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 
 from harness.config import ConfigError
+from harness.progress import Meter
 from harness.sweep import (check_points, compose_points, points_to_run, summarize, sweep_stamp,
                            write_manifests)
 
@@ -80,8 +80,8 @@ class KanscaleLocalLauncher(Launcher):
             summarize(points, [None] * len(points))
             return []
         returns: List[Optional[JobReturn]] = []
-        started = time.perf_counter()
         done = 0
+        meter = Meter(len(todo), "sweep:", "run")
         for point in points:
             if point not in todo:
                 returns.append(None)
@@ -92,12 +92,13 @@ class KanscaleLocalLauncher(Launcher):
                 print(f"[kanscale] #{point.index} {point.run_id} claimed by {holder}: skipped",
                       file=sys.stderr)
                 returns.append(None)
+                meter.advance()
                 continue
-            print(f"[kanscale] [{done}/{len(todo)}] {point.label}  "
-                  f"({time.perf_counter() - started:.0f}s elapsed)", file=sys.stderr)
+            print(f"[kanscale] [{done}/{len(todo)}] {point.label}", file=sys.stderr)
             returns.append(run_job(hydra_context=self.hydra_context, task_function=self.task_function,
                                    config=point.config, job_dir_key="hydra.sweep.dir",
                                    job_subdir_key="hydra.sweep.subdir"))
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            meter.advance()
         summarize(points, returns)
         return [r for r in returns if r is not None]

@@ -37,6 +37,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLaunche
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from harness.config import ConfigError
+from harness.progress import Meter
 from harness.stop import StopRequest, on_signals
 from harness.sweep import (SweepPoint, check_points, compose_points, points_to_run, summarize,
                            sweep_stamp, write_manifests)
@@ -230,16 +231,14 @@ class KanscaleSlurmLauncher(SlurmLauncher):
     def _wait(self, jobs) -> None:
         """Until every task has a result file or a final state in sacct (one sacct call per poll)."""
         watcher = jobs[0].watcher
-        started, reported = time.monotonic(), -1
+        meter = Meter(len(jobs), "sweep:", "array task")
         try:
             while True:
                 watcher.update()
                 n_done = sum(job.paths.result_pickle.exists()
                              or watcher.is_done(job.job_id, mode="cache") for job in jobs)
-                if n_done != reported:
-                    print(f"[kanscale] {n_done}/{len(jobs)} array tasks finished "
-                          f"({time.monotonic() - started:.0f}s)", file=sys.stderr)
-                    reported = n_done
+                if n_done != meter.n:
+                    meter.advance(n_done - meter.n)
                 if n_done == len(jobs):
                     return
                 time.sleep(self.poll_interval_s)
