@@ -37,9 +37,8 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--form", default="power", choices=CLI_FORMS)
     out.add_argument("--points", default="frontier", choices=POINTS)
     out.add_argument("--fit-range", default="paper", choices=RANGE_RULES,
-                     help="paper: drop the leading plateau, a stalled descent at the end (power "
-                          "form), and points from saturation (n_params >= n_train*d_out) or the "
-                          "numerical floor on; all: every point")
+                     help="paper: drop the leading plateau and points from saturation (n_params >= "
+                          "n_train*d_out) or the numerical floor on; all: every point")
     out.add_argument("--n-boot", type=int, default=N_BOOT,
                      help="bootstrap resamples of the runs (stratified by size)")
     out.add_argument("--seed", type=int, default=0)

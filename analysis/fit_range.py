@@ -14,12 +14,6 @@ between those ends; "all" keeps every frontier point. Rules, in the order they a
    point is dropped as PLATEAU when the log-log slope from it to the next point is below
    PLATEAU_SLOPE_FRACTION of the least-squares slope of the points after it: the loss barely moves
    from it to the next size compared with the descent that follows.
-3. End of the descent (stalled), for the power form only (the floor form models a floor). The mirror
-   of rule 2: while at least MIN_DESCENT_POINTS points would remain, the last point is dropped as
-   STALLED when the log-log slope from the point before it is below PLATEAU_SLOPE_FRACTION of the
-   least-squares slope of the points before it: the level where training stops improving, above
-   round-off (toy_xy's [2,2,1] KAN front flattens near 5e-7 in toy_scaling_medium). A power law
-   through those points would mix two regimes; the law the paper claims is the descent.
 
 The regime guard (issue 9 item 8): a curve whose best test RMSE never falls under REGIME_FRACTION of
 the target's standard deviation (`test_target_std`) is "not in the scaling regime" and gets no
@@ -40,8 +34,7 @@ from analysis.frontier import front_mask
 RANGE_RULES = ("paper", "all")
 PLATEAU, SATURATED, FLOOR, PAST_END = ("plateau", "n_params >= n_train*d_out", "numerical floor",
                                        "past the end of the range")
-STALLED = "descent stalled"
-REASONS = (PLATEAU, SATURATED, FLOOR, PAST_END, STALLED)  # every excluded point carries one of these
+REASONS = (PLATEAU, SATURATED, FLOOR, PAST_END)  # every excluded point carries one of these
 PLATEAU_SLOPE_FRACTION = 1.0 / 3.0
 MIN_DESCENT_POINTS = 3
 # Test RMSE relative to the target std below which round-off, not the model, sets the loss:
@@ -133,10 +126,8 @@ def floor_rows(rows: pd.DataFrame, loss: str) -> np.ndarray:
         return _column(rows, loss) / _column(rows, "test_target_std") < floor
 
 
-def fit_range(rows: pd.DataFrame, x: str, loss: str, rule: str = "paper",
-              form: str = "power") -> FitRange:
-    """The fit range of one group's usable rows (analysis.frontier.usable) under `rule`, for a law
-    of `form` (analysis.laws: the stalled rule applies to the power form only)."""
+def fit_range(rows: pd.DataFrame, x: str, loss: str, rule: str = "paper") -> FitRange:
+    """The fit range of one group's usable rows (analysis.frontier.usable) under `rule`."""
     if rule not in RANGE_RULES:
         raise AnalysisError(f"fit range {rule!r}: use one of {', '.join(RANGE_RULES)}")
     xs, ls = rows[x].to_numpy(float), rows[loss].to_numpy(float)
@@ -152,11 +143,6 @@ def fit_range(rows: pd.DataFrame, x: str, loss: str, rule: str = "paper",
         start = _plateau_end([xs[i] for i in order[:end]], [ls[i] for i in order[:end]])
         for j in range(start):
             reasons[j] = PLATEAU
-        if form == "power":
-            kept = order[start:end]
-            stop = start + _stall_start([xs[i] for i in kept], [ls[i] for i in kept])
-            for j in range(stop, end):
-                reasons[j] = STALLED
     points = tuple(RangePoint(float(xs[i]), float(ls[i]), r is None, r) for i, r in zip(order, reasons))
     kept = [p.x for p in points if p.included]
     x_min, x_max = (min(kept), max(kept)) if kept else (float("nan"), float("nan"))
@@ -175,19 +161,6 @@ def _plateau_end(x: List[float], loss: List[float]) -> int:
             break
         start += 1
     return start
-
-
-def _stall_start(x: List[float], loss: List[float]) -> int:
-    """Index of the first trailing point where the descent has stalled (rule 3); len(x) if none."""
-    logx, logl = np.log(np.asarray(x, float)), np.log(np.asarray(loss, float))
-    stop = len(logx)
-    while stop > MIN_DESCENT_POINTS:
-        local = (logl[stop - 2] - logl[stop - 1]) / (logx[stop - 1] - logx[stop - 2])
-        before = -np.polyfit(logx[:stop - 1], logl[:stop - 1], 1)[0]  # descent slope before it
-        if not (before > 0 and local < PLATEAU_SLOPE_FRACTION * before):
-            break
-        stop -= 1
-    return stop
 
 
 def regime_check(rows: pd.DataFrame, loss: str) -> Regime:

@@ -147,7 +147,7 @@ def fit_groups(stages: pd.DataFrame, x: str = "n_params", loss: str = "test_rmse
         start = time.perf_counter()
         rows, excluded = usable(group, x, loss)
         regime = regime_check(rows, loss)
-        span = fit_range(rows, x, loss, fit_range_rule, form=form)
+        span = fit_range(rows, x, loss, fit_range_rule)
         fit, error, used = None, None, rows.iloc[:0]
         if not regime.in_regime:
             error = regime.reason

@@ -334,9 +334,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--form", default="power", choices=("power", "floor"))
     parser.add_argument("--points", default="frontier", choices=POINTS)
     parser.add_argument("--fit-range", default="paper", choices=RANGE_RULES,
-                        help="paper: leave out the leading plateau, a stalled descent at the end "
-                             "(power form), and points from saturation or the numerical floor on; "
-                             "all: fit every point")
+                        help="paper: leave out the leading plateau and points from saturation or the "
+                             "numerical floor on; all: fit every point")
     parser.add_argument("--x", default=",".join(REPORT_X),
                         help=f"comma-separated, from {', '.join(X_COLUMNS)}")
     parser.add_argument("--format", default="png", choices=FORMATS)

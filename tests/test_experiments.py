@@ -59,9 +59,12 @@ def sweep_blocks(experiment: str) -> List[List[List[str]]]:
     return blocks
 
 
-def compose_point(experiment: str, overrides: List[str], extra: List[str] = ()):
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"experiment={experiment}", *overrides, *extra])
+def compose_point(experiment: str, overrides: List[str], extra: List[str] = (), opened: bool = False):
+    """The resolved config of one sweep point; `opened`: inside initialize_config_dir already."""
+    if not opened:
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            return compose_point(experiment, overrides, extra, opened=True)
+    cfg = compose(config_name="config", overrides=[f"experiment={experiment}", *overrides, *extra])
     return resolve(job_config(cfg))
 
 
@@ -80,11 +83,12 @@ def test_every_sweep_block_validates(experiment):
     assert sum(len(b) for b in blocks) >= 2
     quick = ((experiment.endswith("_quick") or experiment == "quickstart")
              and experiment not in FAIR_COMPARISONS)  # those: every point below, faster
-    for block in blocks:
-        for overrides in (block if quick else block[:1] + block[-1:]):
-            cfg = compose_point(experiment, overrides)
-            validate(cfg)
-            assert cfg.experiment_name == experiment
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        for block in blocks:
+            for overrides in (block if quick else block[:1] + block[-1:]):
+                cfg = compose_point(experiment, overrides, opened=True)
+                validate(cfg)
+                assert cfg.experiment_name == experiment
 
 
 @pytest.mark.slow

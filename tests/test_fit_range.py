@@ -11,7 +11,7 @@ from analysis.bootstrap import stratified_counts
 from analysis.collect import collect_stages
 from analysis.exchange import MEASURED, OUTSIDE, compare_fronts, loss_ratio_at_x, x_ratio_at_loss
 from analysis.fit_range import (FLOOR, NUMERICAL_FLOOR, PAST_END, PLATEAU, REASONS, SATURATED,
-                                STALLED, fit_range, regime_check)
+                                fit_range, regime_check)
 from analysis.fit_table import NOT_IN_REGIME, TOO_FEW, compute_fits, fit_groups
 from analysis.laws import fit_runs
 from analysis_fixtures import KAN_A, KAN_ALPHA, MLP_A, MLP_ALPHA, write_seeded_results
@@ -74,25 +74,6 @@ def test_floor_points_end_the_range_and_later_points_follow():
     reasons32 = {p.x: p.reason for p in fit_range(rows32, "n_params", "test_rmse").points}
     assert [reasons32[x] for x in SIZES[:3]] == [None, None, FLOOR]
     assert NUMERICAL_FLOOR["float32"] == pytest.approx(3.45e-4, rel=0.01)
-
-
-def power_then_stall(x):
-    return np.maximum(1e-2 * (x / 10) ** -3.0, 2e-6)  # L = 1e-2 (x/10)^-3 down to 2e-6 (x ~ 171)
-
-
-def test_a_stalled_descent_ends_the_power_range_but_not_the_floor_forms():
-    rows = sweep(SIZES, power_then_stall, noise=0.02, n_train=10 ** 6, test_target_std=1.0)
-    span = fit_range(rows, "n_params", "test_rmse")
-    reasons = {p.x: p.reason for p in span.points}
-    # 10 ... 160 fall as x^-3 (160: 2.4e-6); 320 on sit at 2e-6, on the front only by noise
-    assert all(reasons[x] is None for x in SIZES[:5])
-    assert {r for x, r in reasons.items() if x > 160} <= {STALLED} and span.x_max == 160
-    paper = fit_runs(rows["n_params"], rows["test_rmse"], in_range=span.in_range, n_boot=50)
-    assert paper.params["alpha"].estimate == pytest.approx(3.0, abs=0.15)
-    floor = fit_range(rows, "n_params", "test_rmse", form="floor")  # the floor form models it
-    assert STALLED not in {p.reason for p in floor.points}
-    (group,) = fit_groups(rows, n_boot=10, form="floor")
-    assert STALLED not in {p.reason for p in group.fit_range.points}
 
 
 def test_points_after_a_saturated_one_are_past_the_end():
