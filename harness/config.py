@@ -359,8 +359,10 @@ def validate(cfg: Any) -> None:
     _require(cfg.device in ("cpu", "cuda", "auto") or str(cfg.device).startswith("cuda:"),
              f"device={cfg.device!r}: choose cpu, cuda or auto")
     _require(cfg.num_threads >= 0, f"num_threads={cfg.num_threads} must be >= 0 (0 = torch default)")
+    from_env = (" (from the WANDB_MODE environment variable)"
+                if os.environ.get("WANDB_MODE") == cfg.wandb.mode else "")
     _require(cfg.wandb.mode in ("offline", "online", "disabled"),
-             f"wandb.mode={cfg.wandb.mode!r}: choose offline, online or disabled")
+             f"wandb.mode={cfg.wandb.mode!r}{from_env}: choose offline, online or disabled")
     _require(cfg.wandb.mode != "online" or wandb_credentials(),
              "wandb.mode=online but no wandb credentials: run `wandb login`, set WANDB_API_KEY, "
              "or use wandb.mode=offline")

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -25,26 +26,25 @@ class SweepPoint:
     index: int
     overrides: List[str]
     config: DictConfig  # with its hydra node, as run_job wants it
-    _job_config: Optional[DictConfig] = field(default=None, repr=False, compare=False)
-    _run_id: Optional[str] = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
         return " ".join(filter_overrides(self.overrides)) or "(no overrides)"
 
     def job_config(self) -> DictConfig:
-        """The run's resolved config, composed once per point (read-only: it is shared)."""
-        if self._job_config is None:
-            from harness.run import job_config
-            self._job_config = resolve(job_config(self.config))
-            OmegaConf.set_readonly(self._job_config, True)
-        return self._job_config
+        """The run's resolved config, resolved once per point (read-only: it is shared)."""
+        return self._resolved
 
-    @property
+    @cached_property
+    def _resolved(self) -> DictConfig:
+        from harness.run import job_config
+        resolved = resolve(job_config(self.config))
+        OmegaConf.set_readonly(resolved, True)
+        return resolved
+
+    @cached_property
     def run_id(self) -> str:
-        if self._run_id is None:
-            self._run_id = run_id_of(OmegaConf.to_container(self.job_config(), resolve=True))
-        return self._run_id
+        return run_id_of(OmegaConf.to_container(self.job_config(), resolve=True))
 
     def finished(self) -> bool:
         """Its record is valid and done or diverged (a damaged one is redone: see run())."""

@@ -207,6 +207,21 @@ BAD_VALUES = [
 ]
 
 
+def test_wandb_mode_defaults_to_the_environment(monkeypatch):
+    """configs/config.yaml: wandb.mode is ${oc.env:WANDB_MODE,offline}; an override still wins."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        plain = compose(config_name="config")
+        overridden = compose(config_name="config", overrides=["wandb.mode=online"])
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert plain.wandb.mode == "offline"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert plain.wandb.mode == "disabled" and overridden.wandb.mode == "online"
+    monkeypatch.setenv("WANDB_MODE", "cloud")
+    with pytest.raises(ConfigError, match=r"^wandb.mode='cloud' \(from the WANDB_MODE environment "
+                                          r"variable\): choose offline, online or disabled$"):
+        validate(plain)
+
+
 @pytest.mark.parametrize("override,message", BAD_VALUES, ids=[o for o, _ in BAD_VALUES])
 def test_validate_refuses_with_one_line(tmp_path, override, message):
     cfg = compose_config([override], tmp_path)
