@@ -293,3 +293,24 @@ def test_claims_report_renders_yu_sections(tmp_path):
     figures = {p.name for p in (tmp_path / "out" / "figures").iterdir()}
     assert {"claimY1_test_error_rate_fronts_vs_n_params.png",
             "claimY2_test_rmse_fronts_vs_n_params.png"} <= figures
+
+
+def test_committed_report_meets_the_issue_10_contract():
+    """docs/claims (the committed report): no interval from fewer than MIN_SIZES sizes, and claim 1's
+    95% interval of alpha narrower than 1 on each of the five toy functions (issue 10, item 8)."""
+    from pathlib import Path
+
+    from analysis.laws import MIN_SIZES
+    from analysis.claims import TOY_TASKS
+
+    saved = json.loads((Path(__file__).resolve().parents[1] / "docs/claims/claims.json").read_text())
+    thin = [(f["task"], f["family"], f["x"]) for f in saved["fits"]
+            if f.get("has_interval") and f["n_sizes"] < MIN_SIZES]
+    thin += [(c["task"], c["x"]) for c in saved["front_comparisons"]
+             if c["ci_low"] is not None and sum(c["n_sizes"].values()) < MIN_SIZES]
+    assert thin == []
+    claim1 = {f["case"]: f["numbers"] for f in saved["findings"] if f["claim"] == "1"}
+    assert set(claim1) == set(TOY_TASKS)
+    widths = {task: n["ci_high"] - n["ci_low"] for task, n in claim1.items()}
+    assert all(n["n_sizes"] >= MIN_SIZES for n in claim1.values())
+    assert max(widths.values()) < 1.0, widths
