@@ -5,15 +5,17 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from analysis.claims import (CLAIMS, INCONCLUSIVE, NOT_REPRODUCED, NOT_SCALING, REPRODUCED, TOO_FEW,
-                             ClaimFits,
+                             TOY_TASKS, ClaimFits,
                              Finding, check_fronts, convention_line, evaluate_all, majority)
 from analysis.claims_report import front_panels, summary_tables
 from analysis.collect import runs_table, stages_table
+from analysis.laws import MIN_SIZES
 from tests.analysis_fixtures import (KAN_GRIDS, SPECIAL_FUNCTIONS, front_runs, record,
                                      special_function_runs, stage, toy_claims_runs, write_records)
 
@@ -298,11 +300,6 @@ def test_claims_report_renders_yu_sections(tmp_path):
 def test_committed_report_meets_the_issue_10_contract():
     """docs/claims (the committed report): no interval from fewer than MIN_SIZES sizes, and claim 1's
     95% interval of alpha narrower than 1 on each of the five toy functions (issue 10, item 8)."""
-    from pathlib import Path
-
-    from analysis.laws import MIN_SIZES
-    from analysis.claims import TOY_TASKS
-
     saved = json.loads((Path(__file__).resolve().parents[1] / "docs/claims/claims.json").read_text())
     thin = [(f["task"], f["family"], f["x"]) for f in saved["fits"]
             if f.get("has_interval") and f["n_sizes"] < MIN_SIZES]

@@ -80,13 +80,11 @@ class KanscaleLocalLauncher(Launcher):
             summarize(points, [None] * len(points))
             return []
         returns: List[Optional[JobReturn]] = []
-        done = 0
         meter = Meter(len(todo), "sweep:", "run")
         for point in points:
             if point not in todo:
                 returns.append(None)
                 continue
-            done += 1
             holder = point.claimed_by()  # claimed since the sweep started: another launcher has it
             if holder is not None:
                 print(f"[kanscale] #{point.index} {point.run_id} claimed by {holder}: skipped",
@@ -94,7 +92,7 @@ class KanscaleLocalLauncher(Launcher):
                 returns.append(None)
                 meter.advance()
                 continue
-            print(f"[kanscale] [{done}/{len(todo)}] {point.label}", file=sys.stderr)
+            print(f"[kanscale] [{meter.n + 1}/{len(todo)}] {point.label}", file=sys.stderr)
             returns.append(run_job(hydra_context=self.hydra_context, task_function=self.task_function,
                                    config=point.config, job_dir_key="hydra.sweep.dir",
                                    job_subdir_key="hydra.sweep.subdir"))
